@@ -1,0 +1,214 @@
+import pg from 'pg';
+import type {
+  MachineEvent,
+  MachineRow,
+  MachineStatus,
+  MachineTransition,
+  NewSignal,
+  ServiceStore,
+  SignalRow,
+  SubscriptionTier,
+  Trader,
+  UserStore,
+  WebhookEventRecord,
+} from './types';
+
+type Row = Record<string, unknown>;
+
+const date = (v: unknown) => (v == null ? null : new Date(v as string | Date));
+
+export const toMachine = (r: Row): MachineRow => ({
+  id: r.id as string,
+  userId: r.user_id as string,
+  machineId: (r.machine_id as string | null) ?? null,
+  flyMachineName: (r.fly_machine_name as string | null) ?? null,
+  workflowId: (r.workflow_id as string | null) ?? null,
+  region: r.region as string,
+  cpuPriority: r.cpu_priority as MachineRow['cpuPriority'],
+  status: r.status as MachineStatus,
+  errorMessage: (r.error_message as string | null) ?? null,
+  lastHealthyAt: date(r.last_healthy_at),
+  startedAt: date(r.started_at),
+  stoppedAt: date(r.stopped_at),
+  createdAt: date(r.created_at) as Date,
+  updatedAt: date(r.updated_at) as Date,
+});
+
+export const toMachineEvent = (r: Row): MachineEvent => ({
+  id: Number(r.id),
+  userId: r.user_id as string,
+  workflowId: (r.workflow_id as string | null) ?? null,
+  flyMachineId: (r.fly_machine_id as string | null) ?? null,
+  fromStatus: (r.from_status as MachineStatus | null) ?? null,
+  toStatus: r.to_status as MachineStatus,
+  reason: (r.reason as string | null) ?? null,
+  details: (r.details as Record<string, unknown>) ?? {},
+  occurredAt: date(r.occurred_at) as Date,
+});
+
+export const toTrader = (r: Row): Trader => ({
+  id: r.id as string,
+  userId: r.user_id as string,
+  name: r.name as string,
+  definition: r.definition,
+  enabled: r.enabled as boolean,
+  updatedAt: date(r.updated_at) as Date,
+});
+
+export const toSignal = (r: Row): SignalRow => ({
+  id: r.id as string,
+  userId: r.user_id as string,
+  traderId: r.trader_id as string,
+  symbol: r.symbol as string,
+  interval: r.interval as string,
+  candleOpenAt: date(r.candle_open_at) as Date,
+  firedAt: date(r.fired_at) as Date,
+  payload: (r.payload as Record<string, unknown>) ?? {},
+});
+
+/** Arguments of `record_machine_transition`, shared with the Supabase adapter's rpc call. */
+export const transitionArgs = (t: MachineTransition) => ({
+  p_user_id: t.userId,
+  p_status: t.status,
+  p_reason: t.reason ?? null,
+  p_workflow_id: t.workflowId ?? null,
+  p_machine_id: t.machineId ?? null,
+  p_machine_name: t.machineName ?? null,
+  p_region: t.region ?? null,
+  p_cpu_priority: t.cpuPriority ?? null,
+  p_error_message: t.errorMessage ?? null,
+  p_last_healthy_at: t.lastHealthyAt?.toISOString() ?? null,
+  p_details: t.details ?? {},
+});
+
+export interface PostgresStore extends ServiceStore {
+  readonly pool: pg.Pool;
+  /** A view of the database as `userId` would have it through PostgREST: role `authenticated`, RLS on. */
+  asUser(userId: string): UserStore;
+}
+
+export function createPostgresStore(
+  opts: { connectionString: string; max?: number } | { pool: pg.Pool },
+): PostgresStore {
+  const pool =
+    'pool' in opts ? opts.pool : new pg.Pool({ connectionString: opts.connectionString, max: opts.max ?? 10 });
+
+  const one = async <T>(sql: string, params: unknown[], map: (r: Row) => T): Promise<T | null> => {
+    const { rows } = await pool.query(sql, params);
+    return rows[0] ? map(rows[0] as Row) : null;
+  };
+
+  return {
+    pool,
+    async getSubscriptionTier(userId) {
+      return one(
+        'select subscription_tier from public.profiles where id = $1',
+        [userId],
+        (r) => r.subscription_tier as SubscriptionTier,
+      );
+    },
+    async recordMachineTransition(t) {
+      const a = transitionArgs(t);
+      const row = await one(
+        'select * from public.record_machine_transition($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)',
+        Object.values(a),
+        toMachine,
+      );
+      if (!row) throw new Error('record_machine_transition returned no row');
+      return row;
+    },
+    async getMachine(userId) {
+      return one('select * from public.cloud_machines where user_id = $1', [userId], toMachine);
+    },
+    async listMachines(opts) {
+      const { rows } = opts?.statuses
+        ? await pool.query('select * from public.cloud_machines where status = any($1) order by updated_at', [
+            opts.statuses,
+          ])
+        : await pool.query('select * from public.cloud_machines order by updated_at');
+      return rows.map(toMachine);
+    },
+    async listMachineEvents(userId, opts) {
+      const { rows } = await pool.query(
+        'select * from public.machine_events where user_id = $1 order by occurred_at desc, id desc limit $2',
+        [userId, opts?.limit ?? 50],
+      );
+      return rows.map(toMachineEvent);
+    },
+    async recordWebhookEvent(e: WebhookEventRecord) {
+      const first = await one(
+        'select public.record_webhook_event($1, $2, $3, $4) as first',
+        [e.id, e.type, e.userId, JSON.stringify(e.payload)],
+        (r) => r.first as boolean,
+      );
+      return first === true;
+    },
+    asUser(userId) {
+      return createPostgresUserStore(pool, userId);
+    },
+    async close() {
+      await pool.end();
+    },
+  };
+}
+
+/**
+ * Acts as one user the way PostgREST does: per transaction, `set local role authenticated` and the
+ * JWT claims in `request.jwt.claims`, so the database's RLS policies decide what is visible. Local
+ * settings only: on PGlite all connections share one session.
+ */
+export function createPostgresUserStore(pool: pg.Pool, userId: string): UserStore {
+  const claims = JSON.stringify({ sub: userId, role: 'authenticated', aud: 'authenticated' });
+  const asUser = async <T>(work: (c: pg.PoolClient) => Promise<T>): Promise<T> => {
+    const client = await pool.connect();
+    try {
+      await client.query('begin');
+      await client.query(
+        `select set_config('request.jwt.claims', $1, true), set_config('role', 'authenticated', true)`,
+        [claims],
+      );
+      const result = await work(client);
+      await client.query('commit');
+      return result;
+    } catch (err) {
+      await client.query('rollback').catch(() => undefined); // the original error is the one worth raising
+      throw err;
+    } finally {
+      client.release();
+    }
+  };
+
+  return {
+    userId,
+    listTraders: (opts) =>
+      asUser(async (c) => {
+        const { rows } = await c.query(
+          `select * from public.traders ${opts?.enabledOnly ? 'where enabled' : ''} order by created_at, id`,
+        );
+        return rows.map(toTrader);
+      }),
+    insertSignal: (s: NewSignal) =>
+      asUser(async (c) => {
+        const { rows } = await c.query(
+          `insert into public.signals (user_id, trader_id, symbol, interval, candle_open_at, fired_at, payload)
+           values ($1, $2, $3, $4, $5, coalesce($6, now()), $7)
+           on conflict (trader_id, symbol, interval, candle_open_at) do nothing
+           returning *`,
+          [userId, s.traderId, s.symbol, s.interval, s.candleOpenAt, s.firedAt ?? null, JSON.stringify(s.payload)],
+        );
+        return rows[0] ? { inserted: true, signal: toSignal(rows[0] as Row) } : { inserted: false, signal: null };
+      }),
+    listSignals: (opts) =>
+      asUser(async (c) => {
+        const { rows } = await c.query('select * from public.signals order by fired_at desc, id limit $1', [
+          opts?.limit ?? 100,
+        ]);
+        return rows.map(toSignal);
+      }),
+    getMachine: () =>
+      asUser(async (c) => {
+        const { rows } = await c.query('select * from public.cloud_machines limit 1');
+        return rows[0] ? toMachine(rows[0] as Row) : null;
+      }),
+  };
+}

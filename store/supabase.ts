@@ -1,0 +1,146 @@
+import WebSocket from 'ws';
+import { createClient, type PostgrestError, type SupabaseClient } from '@supabase/supabase-js';
+import { toMachine, toMachineEvent, toSignal, toTrader, transitionArgs } from './postgres';
+import type { ServiceStore, SubscriptionTier, UserStore } from './types';
+
+/** Same interface as the Postgres adapter, through Supabase's REST API (PostgREST) with supabase-js. */
+
+// Server-side use: no session storage, and realtime gets the `ws` transport (Node 20 has no WebSocket).
+const noSession = {
+  auth: { persistSession: false, autoRefreshToken: false, detectSessionInUrl: false },
+  realtime: { transport: WebSocket as unknown as never },
+};
+
+class SupabaseStoreError extends Error {
+  constructor(operation: string, err: PostgrestError) {
+    super(`supabase ${operation} failed: ${err.message}${err.code ? ` (${err.code})` : ''}`);
+    this.name = 'SupabaseStoreError';
+  }
+}
+
+function check<T>(operation: string, res: { data: T; error: PostgrestError | null }): T {
+  if (res.error) throw new SupabaseStoreError(operation, res.error);
+  return res.data;
+}
+
+type Row = Record<string, unknown>;
+
+/** The service side: the service-role key bypasses RLS. Only the worker and the API hold it. */
+export function createSupabaseStore(opts: { url: string; serviceKey: string; fetch?: typeof fetch }): ServiceStore {
+  const db: SupabaseClient = createClient(opts.url, opts.serviceKey, { ...noSession, global: { fetch: opts.fetch } });
+  return {
+    async getSubscriptionTier(userId) {
+      const row = check(
+        'profiles',
+        await db.from('profiles').select('subscription_tier').eq('id', userId).maybeSingle(),
+      );
+      return (row?.subscription_tier as SubscriptionTier | undefined) ?? null;
+    },
+    async recordMachineTransition(t) {
+      return toMachine(
+        check(
+          'record_machine_transition',
+          await db.rpc('record_machine_transition', transitionArgs(t)).single(),
+        ) as Row,
+      );
+    },
+    async getMachine(userId) {
+      const row = check(
+        'cloud_machines',
+        await db.from('cloud_machines').select('*').eq('user_id', userId).maybeSingle(),
+      );
+      return row ? toMachine(row) : null;
+    },
+    async listMachines(opts) {
+      let q = db.from('cloud_machines').select('*').order('updated_at');
+      if (opts?.statuses) q = q.in('status', opts.statuses);
+      return (check('cloud_machines', await q) ?? []).map(toMachine);
+    },
+    async listMachineEvents(userId, opts) {
+      const rows = check(
+        'machine_events',
+        await db
+          .from('machine_events')
+          .select('*')
+          .eq('user_id', userId)
+          .order('occurred_at', { ascending: false })
+          .order('id', { ascending: false })
+          .limit(opts?.limit ?? 50),
+      );
+      return (rows ?? []).map(toMachineEvent);
+    },
+    async recordWebhookEvent(e) {
+      const first = check(
+        'record_webhook_event',
+        await db.rpc('record_webhook_event', { p_id: e.id, p_type: e.type, p_user_id: e.userId, p_payload: e.payload }),
+      );
+      return first === true;
+    },
+    async close() {
+      await db.removeAllChannels();
+    },
+  };
+}
+
+/**
+ * One user's view, authenticated by that user's own JWT (the machine's minted token): PostgREST
+ * verifies it and RLS confines every query to the user's rows. `anonKey` is the project's public key.
+ */
+export function createSupabaseUserStore(opts: {
+  url: string;
+  anonKey: string;
+  userId: string;
+  getAccessToken: () => string;
+  fetch?: typeof fetch;
+}): UserStore {
+  const db = createClient(opts.url, opts.anonKey, {
+    ...noSession,
+    accessToken: async () => opts.getAccessToken(),
+    global: { fetch: opts.fetch },
+  });
+  return {
+    userId: opts.userId,
+    async listTraders(o) {
+      let q = db.from('traders').select('*').order('created_at').order('id');
+      if (o?.enabledOnly) q = q.eq('enabled', true);
+      return (check('traders', await q) ?? []).map(toTrader);
+    },
+    async insertSignal(s) {
+      const rows = check(
+        'signals',
+        await db
+          .from('signals')
+          .upsert(
+            {
+              user_id: opts.userId,
+              trader_id: s.traderId,
+              symbol: s.symbol,
+              interval: s.interval,
+              candle_open_at: s.candleOpenAt.toISOString(),
+              fired_at: (s.firedAt ?? new Date()).toISOString(),
+              payload: s.payload,
+            },
+            { onConflict: 'trader_id,symbol,interval,candle_open_at', ignoreDuplicates: true },
+          )
+          .select(),
+      );
+      const row = rows?.[0];
+      return row ? { inserted: true, signal: toSignal(row) } : { inserted: false, signal: null };
+    },
+    async listSignals(o) {
+      const rows = check(
+        'signals',
+        await db
+          .from('signals')
+          .select('*')
+          .order('fired_at', { ascending: false })
+          .limit(o?.limit ?? 100),
+      );
+      return (rows ?? []).map(toSignal);
+    },
+    async getMachine() {
+      const row = check('cloud_machines', await db.from('cloud_machines').select('*').limit(1).maybeSingle());
+      return row ? toMachine(row) : null;
+    },
+  };
+}

@@ -1,0 +1,118 @@
+import { z } from 'zod';
+
+/** Machine states (also `cloud_machines.status`; extend only by migration). */
+export const machineStatuses = ['provisioning', 'starting', 'running', 'stopping', 'stopped', 'error'] as const;
+export type MachineStatus = (typeof machineStatuses)[number];
+
+export const subscriptionTiers = ['anonymous', 'free', 'pro', 'elite'] as const;
+export type SubscriptionTier = (typeof subscriptionTiers)[number];
+
+export interface MachineRow {
+  id: string;
+  userId: string;
+  machineId: string | null;
+  flyMachineName: string | null;
+  workflowId: string | null;
+  region: string;
+  cpuPriority: 'low' | 'normal' | 'high';
+  status: MachineStatus;
+  errorMessage: string | null;
+  lastHealthyAt: Date | null;
+  startedAt: Date | null;
+  stoppedAt: Date | null;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+export interface MachineTransition {
+  userId: string;
+  status: MachineStatus;
+  reason?: string;
+  workflowId?: string;
+  machineId?: string;
+  machineName?: string;
+  region?: string;
+  cpuPriority?: 'low' | 'normal' | 'high';
+  errorMessage?: string;
+  lastHealthyAt?: Date;
+  details?: Record<string, unknown>;
+}
+
+export interface MachineEvent {
+  id: number;
+  userId: string;
+  workflowId: string | null;
+  flyMachineId: string | null;
+  fromStatus: MachineStatus | null;
+  toStatus: MachineStatus;
+  reason: string | null;
+  details: Record<string, unknown>;
+  occurredAt: Date;
+}
+
+export interface WebhookEventRecord {
+  id: string;
+  type: string;
+  userId: string | null;
+  payload: unknown;
+}
+
+export interface Trader {
+  id: string;
+  userId: string;
+  name: string;
+  /** Validated by the machine runtime's trader schema, not here: the store keeps it as JSON. */
+  definition: unknown;
+  enabled: boolean;
+  updatedAt: Date;
+}
+
+export interface NewSignal {
+  traderId: string;
+  symbol: string;
+  interval: string;
+  /** Open time of the candle that fired; the dedupe key with trader, symbol and interval. */
+  candleOpenAt: Date;
+  firedAt?: Date;
+  payload: Record<string, unknown>;
+}
+
+export interface SignalRow extends Required<NewSignal> {
+  id: string;
+  userId: string;
+}
+
+export const newSignalSchema = z.object({
+  traderId: z.uuid(),
+  symbol: z.string().min(1),
+  interval: z.string().min(1),
+  candleOpenAt: z.date(),
+  firedAt: z.date().optional(),
+  payload: z.record(z.string(), z.unknown()),
+});
+
+/**
+ * What a user's own credentials may do (RLS enforced by the database): the machine runtime and
+ * anything acting for one user use this, never the service store.
+ */
+export interface UserStore {
+  readonly userId: string;
+  listTraders(opts?: { enabledOnly?: boolean }): Promise<Trader[]>;
+  /** Inserts once per (trader, symbol, interval, candle); `inserted: false` for a repeat. */
+  insertSignal(signal: NewSignal): Promise<{ inserted: boolean; signal: SignalRow | null }>;
+  listSignals(opts?: { limit?: number }): Promise<SignalRow[]>;
+  getMachine(): Promise<MachineRow | null>;
+}
+
+/** The service side (worker, API): sees every row. Holds the service credentials, never given to a machine. */
+export interface ServiceStore {
+  getSubscriptionTier(userId: string): Promise<SubscriptionTier | null>;
+  /** Upserts the machine row and appends a `machine_events` row, in one transaction. */
+  recordMachineTransition(t: MachineTransition): Promise<MachineRow>;
+  getMachine(userId: string): Promise<MachineRow | null>;
+  listMachines(opts?: { statuses?: MachineStatus[] }): Promise<MachineRow[]>;
+  listMachineEvents(userId: string, opts?: { limit?: number }): Promise<MachineEvent[]>;
+  /** True the first time an event id is seen, false for a replay. */
+  recordWebhookEvent(e: WebhookEventRecord): Promise<boolean>;
+  close(): Promise<void>;
+}
