@@ -21,6 +21,8 @@ export const contractEnv = {
     .regex(/^[^:\s]+:\d+$/, 'must be host:port')
     .default('127.0.0.1:7233'),
   TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
+  /** The machine workflows' task queue (DESIGN §3: `machines`); the worker and the API must agree. */
+  TEMPORAL_TASK_QUEUE: z.string().min(1).default('machines'),
   /** Temporal Cloud / mTLS (optional; see docs/deploy.md). */
   TEMPORAL_API_KEY: z.string().min(1).optional(),
   TEMPORAL_TLS_CERT_PATH: z.string().min(1).optional(),

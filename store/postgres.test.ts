@@ -64,6 +64,14 @@ describe('the Postgres store', () => {
     expect(await db.store.listMachineEvents(user)).toHaveLength(2);
   });
 
+  test('writing the same transition twice (a retried activity) records it once', async () => {
+    const user = await db.createUser();
+    const t = { userId: user, status: 'provisioning' as const, reason: 'requested', transitionId: `${user}-1` };
+    await db.store.recordMachineTransition(t);
+    await db.store.recordMachineTransition(t);
+    expect(await db.store.listMachineEvents(user)).toHaveLength(1);
+  });
+
   test('a failed transition leaves neither the row nor an event behind', async () => {
     const user = await db.createUser();
     await expect(

@@ -79,6 +79,7 @@ export const transitionArgs = (t: MachineTransition) => ({
   p_error_message: t.errorMessage ?? null,
   p_last_healthy_at: t.lastHealthyAt?.toISOString() ?? null,
   p_details: t.details ?? {},
+  p_transition_id: t.transitionId ?? null,
 });
 
 export interface PostgresStore extends ServiceStore {
@@ -110,7 +111,7 @@ export function createPostgresStore(
     async recordMachineTransition(t) {
       const a = transitionArgs(t);
       const row = await one(
-        'select * from public.record_machine_transition($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)',
+        'select * from public.record_machine_transition($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)',
         Object.values(a),
         toMachine,
       );

@@ -36,6 +36,8 @@ export interface MachineTransition {
   errorMessage?: string;
   lastHealthyAt?: Date;
   details?: Record<string, unknown>;
+  /** Unique per transition: a retried write of the same transition is a no-op. */
+  transitionId?: string;
 }
 
 export interface MachineEvent {

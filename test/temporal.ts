@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { machineSearchAttributes } from '../common/search-attributes';
 
 let quiet = false;
 /** Workers log only warnings and errors in tests. */
@@ -46,9 +47,15 @@ export async function connectToTestServer() {
 export async function createTimeSkippingEnv() {
   quietTemporalLogs();
   const path = process.env.TEMPORAL_TEST_SERVER_PATH;
-  return TestWorkflowEnvironment.createTimeSkipping(
+  const env = await TestWorkflowEnvironment.createTimeSkipping(
     path ? { server: { executable: { type: 'existing-path', path } } } : undefined,
   );
+  // The machine workflow upserts its search attributes; this server knows only those it is told of.
+  await env.connection.operatorService.addSearchAttributes({
+    namespace: 'default',
+    searchAttributes: Object.fromEntries(machineSearchAttributes.map((k) => [k.name, 2 /* KEYWORD */])),
+  });
+  return env;
 }
 
 /** Unique per test, so tests never share a workflow id or a task queue. */

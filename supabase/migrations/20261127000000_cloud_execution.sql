@@ -68,6 +68,8 @@ create table if not exists public.machine_events (
   to_status text not null,
   reason text,
   details jsonb not null default '{}'::jsonb,
+  -- Set by the workflow so a retried activity does not write the same transition twice.
+  transition_id text unique,
   occurred_at timestamptz not null default now()
 );
 create index if not exists machine_events_user_idx on public.machine_events (user_id, occurred_at desc);
@@ -94,7 +96,8 @@ create or replace function public.record_machine_transition(
   p_cpu_priority text default null,
   p_error_message text default null,
   p_last_healthy_at timestamptz default null,
-  p_details jsonb default '{}'::jsonb
+  p_details jsonb default '{}'::jsonb,
+  p_transition_id text default null
 ) returns public.cloud_machines
   language plpgsql
   set search_path = public
@@ -103,6 +106,11 @@ declare
   previous text;
   result public.cloud_machines;
 begin
+  -- A retry of a transition already recorded changes nothing.
+  if p_transition_id is not null and exists (select 1 from public.machine_events where transition_id = p_transition_id) then
+    select * into result from public.cloud_machines where user_id = p_user_id;
+    return result;
+  end if;
   select status into previous from public.cloud_machines where user_id = p_user_id for update;
   insert into public.cloud_machines as m (
     user_id, status, workflow_id, machine_id, fly_machine_name, region, cpu_priority, error_message,
@@ -127,8 +135,8 @@ begin
   returning * into result;
   -- A renewal that only refreshes last_healthy_at is not a transition worth auditing.
   if previous is distinct from p_status or p_reason is not null then
-    insert into public.machine_events (user_id, workflow_id, fly_machine_id, from_status, to_status, reason, details)
-    values (p_user_id, result.workflow_id, result.machine_id, previous, p_status, p_reason, coalesce(p_details, '{}'::jsonb));
+    insert into public.machine_events (user_id, workflow_id, fly_machine_id, from_status, to_status, reason, details, transition_id)
+    values (p_user_id, result.workflow_id, result.machine_id, previous, p_status, p_reason, coalesce(p_details, '{}'::jsonb), p_transition_id);
   end if;
   return result;
 end

@@ -1,0 +1,13 @@
+import { createMachineActivities, type MachineActivityDeps } from './machine-activities';
+import { createStoreActivities } from './store-activities';
+import type { ServiceStore } from '../store/types';
+
+export type { MachineSummary, HealthReport } from './machine-activities';
+
+/** Every activity of the machine workflow, wired to the dependencies the worker (or a test) hands in. */
+export const createActivities = (deps: MachineActivityDeps & { store: ServiceStore }) => ({
+  ...createMachineActivities(deps),
+  ...createStoreActivities(deps),
+});
+
+export type Activities = ReturnType<typeof createActivities>;

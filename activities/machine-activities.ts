@@ -1,0 +1,330 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Context, log } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/common';
+import { flyMachineName, type CpuPriority } from '../workflows/contract';
+import { deriveMachineKey, mintMachineAccessToken, mintUserToken } from './credentials';
+import { flyCall, toActivityFailure } from './fly-failures';
+import { machineAddress, type FlyClient, type Machine, type MachineConfig } from './fly/client';
+import { isAlreadyExists, isCapacityError, isNotFound, FlyApiError } from './fly/errors';
+
+export interface MachineActivityDeps {
+  fly: FlyClient;
+  /** The machine runtime's image (FLY_MACHINE_IMAGE). */
+  image: string;
+  /** SUPABASE_JWT_SECRET: signs user tokens and derives machine keys. Stays in the worker. */
+  jwtSecret: string;
+  /** Non-secret runtime settings and the user-scoped store connection handed to every machine. */
+  runtimeEnv: Record<string, string>;
+  /** Lifetime of a minted user token; renewals happen well within it. */
+  credentialTtlSeconds?: number;
+  /** The port the runtime listens on inside the machine. */
+  runtimePort?: number;
+  fetch?: typeof fetch;
+}
+
+/** What activities return about a machine: no config, so no env, so no secret reaches history. */
+export interface MachineSummary {
+  id: string;
+  name: string;
+  state: string;
+  region: string;
+}
+
+export interface HealthReport {
+  ok: boolean;
+  reason?: string;
+  checkedAt: string;
+}
+
+const GONE = new Set(['destroyed', 'destroying', 'replaced', 'migrated']);
+const RUNTIME_PORT = 8080;
+
+const guestFor: Record<CpuPriority, NonNullable<MachineConfig['guest']>> = {
+  low: { cpu_kind: 'shared', cpus: 1, memory_mb: 256 },
+  normal: { cpu_kind: 'shared', cpus: 1, memory_mb: 512 },
+  high: { cpu_kind: 'performance', cpus: 1, memory_mb: 2048 },
+};
+
+const summarize = (m: Machine): MachineSummary => ({
+  id: m.id ?? '',
+  name: m.name ?? '',
+  state: m.state ?? 'unknown',
+  region: m.region ?? '',
+});
+
+function heartbeat(details?: unknown) {
+  try {
+    Context.current().heartbeat(details);
+  } catch {
+    // Called outside an activity (a direct call in a benchmark): nothing to report to.
+  }
+}
+
+/**
+ * Runs a long call (a Fly /wait of up to 60 s) while heartbeating every few seconds, so a cancelled
+ * workflow (a stop during a slow boot) reaches the activity at once instead of after the call.
+ */
+async function whileHeartbeating<T>(work: () => Promise<T>, details?: unknown): Promise<T> {
+  let ctx: Context | undefined;
+  try {
+    ctx = Context.current();
+  } catch {
+    return work();
+  }
+  const timer = setInterval(() => ctx.heartbeat(details), 2000);
+  try {
+    return await Promise.race([work(), ctx.cancelled]);
+  } finally {
+    clearInterval(timer);
+  }
+}
+
+function cancellationSignal(): AbortSignal | undefined {
+  try {
+    return Context.current().cancellationSignal;
+  } catch {
+    return undefined;
+  }
+}
+
+export const createMachineActivities = (deps: MachineActivityDeps) => {
+  const { fly } = deps;
+  const port = deps.runtimePort ?? RUNTIME_PORT;
+  const ttl = deps.credentialTtlSeconds ?? 24 * 3600;
+  const http = deps.fetch ?? fetch;
+
+  const tagsOf = (userId: string, workflowId: string) => ({ user_id: userId, workflow_id: workflowId });
+
+  async function machineConfig(userId: string, workflowId: string, cpuPriority: CpuPriority): Promise<MachineConfig> {
+    const { token } = await mintUserToken({ jwtSecret: deps.jwtSecret, userId, ttlSeconds: ttl });
+    return {
+      image: deps.image,
+      env: {
+        ...deps.runtimeEnv,
+        USER_ID: userId,
+        USER_TOKEN: token,
+        TOKEN_VERIFY_SECRET: deriveMachineKey(deps.jwtSecret, userId),
+        PORT: String(port),
+      },
+      guest: guestFor[cpuPriority],
+      metadata: tagsOf(userId, workflowId),
+      restart: { policy: 'on-failure', max_retries: 3 },
+      checks: { health: { type: 'http', port, path: '/health', interval: '15s', timeout: '5s', grace_period: '60s' } },
+    };
+  }
+
+  const liveMachinesOf = async (userId: string) =>
+    (await flyCall(() => fly.listMachines({ metadata: { user_id: userId } }))).filter((m) => !GONE.has(m.state ?? ''));
+
+  async function originOf(machineId: string) {
+    const machine = await flyCall(() => fly.getMachine(machineId));
+    return { machine, origin: machineAddress(machine, port).origin };
+  }
+
+  async function destroy(machineId: string) {
+    try {
+      await fly.stopMachine(machineId).catch((err: unknown) => {
+        // A machine that is already stopped or gone needs no stop; anything else is worth a retry.
+        if (!(err instanceof FlyApiError) || ![404, 409, 412].includes(err.status)) throw err;
+      });
+      await fly.deleteMachine(machineId, { force: true });
+      // Recorded as stopped only once Fly says it is gone; a timeout here is retried by the activity.
+      await fly.waitMachine(machineId, { state: 'destroyed', timeoutSeconds: 60 });
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+    }
+  }
+
+  return {
+    /**
+     * Finds or creates the user's one machine. Keyed on the `user_id` metadata tag, listed before
+     * creating; a retry after an ambiguous failure (408, 5xx, no answer) lists again and adopts what
+     * the failed attempt created; a duplicate name (409 already_exists) is adopted too. Extra machines
+     * for the same user (left by an old bug or a race) are destroyed so exactly one remains.
+     */
+    async ensureFlyMachine(input: {
+      userId: string;
+      workflowId: string;
+      regions: string[];
+      cpuPriority: CpuPriority;
+    }): Promise<MachineSummary> {
+      return flyCall(async () => {
+        const name = flyMachineName(input.userId);
+        const existing = await liveMachinesOf(input.userId);
+        if (existing.length > 0) {
+          const keep = existing.find((m) => m.state === 'started') ?? existing[0]!;
+          for (const extra of existing) if (extra.id !== keep.id) await destroy(extra.id!);
+          log.info('adopting existing Fly machine', {
+            machineId: keep.id,
+            state: keep.state,
+            extras: existing.length - 1,
+          });
+          return summarize(keep);
+        }
+        const config = await machineConfig(input.userId, input.workflowId, input.cpuPriority);
+        let lastCapacityError: unknown;
+        for (const region of input.regions) {
+          try {
+            return summarize(await fly.createMachine({ name, region, config }));
+          } catch (err) {
+            if (isAlreadyExists(err)) {
+              const byName = (await fly.listMachines({})).find((m) => m.name === name && !GONE.has(m.state ?? ''));
+              if (byName) return summarize(byName);
+            }
+            if (!isCapacityError(err)) throw err;
+            log.warn('no capacity in region, trying the next', { region });
+            lastCapacityError = err;
+          }
+        }
+        throw lastCapacityError ?? new Error('no region to create the machine in');
+      });
+    },
+
+    /** Waits for a Fly state under an overall deadline; each /wait call is at most 60 s (Fly's cap). */
+    async waitForFlyState(input: {
+      machineId: string;
+      state: 'started' | 'stopped' | 'destroyed';
+      deadlineSeconds: number;
+    }): Promise<MachineSummary> {
+      const deadline = Date.now() + input.deadlineSeconds * 1000;
+      for (;;) {
+        const remaining = Math.ceil((deadline - Date.now()) / 1000);
+        if (remaining <= 0) {
+          throw ApplicationFailure.nonRetryable(
+            `machine ${input.machineId} did not reach ${input.state} within ${input.deadlineSeconds} s`,
+            'MachineStateTimeout',
+          );
+        }
+        heartbeat({ waitingFor: input.state });
+        try {
+          await whileHeartbeating(
+            () => fly.waitMachine(input.machineId, { state: input.state, timeoutSeconds: Math.min(60, remaining) }),
+            {
+              waitingFor: input.state,
+            },
+          );
+          return summarize(await flyCall(() => fly.getMachine(input.machineId)));
+        } catch (err) {
+          if (err instanceof FlyApiError && err.status === 408) {
+            // Not there yet. A machine that failed or vanished will never get there: stop waiting.
+            const m = await flyCall(() => fly.getMachine(input.machineId));
+            if (m.state === 'failed' || GONE.has(m.state ?? '')) {
+              throw ApplicationFailure.nonRetryable(
+                `machine ${input.machineId} is ${m.state}, not ${input.state}`,
+                'MachineFailed',
+              );
+            }
+            continue;
+          }
+          throw toActivityFailure(err);
+        }
+      }
+    },
+
+    /** Polls the runtime's /health until it answers ok (feed connected, traders loaded, evaluating). */
+    async waitForRuntimeHealthy(input: { machineId: string; deadlineSeconds: number }): Promise<HealthReport> {
+      const deadline = Date.now() + input.deadlineSeconds * 1000;
+      let last = 'not checked yet';
+      while (Date.now() < deadline) {
+        const report = await probe(input.machineId);
+        if (report.ok) return report;
+        last = report.reason ?? 'unhealthy';
+        heartbeat({ lastReason: last });
+        await sleep(1000, undefined, { signal: cancellationSignal() });
+      }
+      throw ApplicationFailure.nonRetryable(
+        `runtime did not become healthy within ${input.deadlineSeconds} s: ${last}`,
+        'MachineUnhealthy',
+      );
+    },
+
+    /** One health check for a renewal: Fly state and the runtime's own /health. */
+    async checkRuntimeHealth(input: { machineId: string }): Promise<HealthReport> {
+      return probe(input.machineId);
+    },
+
+    /** Mints a fresh user token and hands it to the running machine through its control endpoint. */
+    async renewMachineCredentials(input: { userId: string; machineId: string }): Promise<{ expiresAt: string }> {
+      const { origin } = await originOf(input.machineId);
+      const { token, expiresAt } = await mintUserToken({
+        jwtSecret: deps.jwtSecret,
+        userId: input.userId,
+        ttlSeconds: ttl,
+      });
+      const control = await mintMachineAccessToken({
+        jwtSecret: deps.jwtSecret,
+        userId: input.userId,
+        purpose: 'control',
+      });
+      const res = await http(`${origin}/control/credentials`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${control}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ token }),
+        signal: AbortSignal.timeout(10_000),
+      });
+      if (!res.ok)
+        throw ApplicationFailure.retryable(
+          `runtime refused the renewed credentials: HTTP ${res.status}`,
+          'CredentialRenewalFailed',
+        );
+      return { expiresAt: expiresAt.toISOString() };
+    },
+
+    /** Restarts a sick machine with a fresh config (and so fresh credentials): Fly's update restarts it. */
+    async restartFlyMachine(input: {
+      userId: string;
+      workflowId: string;
+      machineId: string;
+      cpuPriority: CpuPriority;
+    }): Promise<MachineSummary> {
+      return flyCall(async () => {
+        const config = await machineConfig(input.userId, input.workflowId, input.cpuPriority);
+        const updated = await fly.updateMachine(input.machineId, { config });
+        if (['stopped', 'failed', 'created', 'suspended'].includes(updated.state ?? ''))
+          await fly.startMachine(input.machineId);
+        return summarize(updated);
+      });
+    },
+
+    /** Stops and destroys every live machine of the user (idempotent: gone is fine). */
+    async destroyFlyMachines(input: { userId: string; machineId?: string }): Promise<{ destroyed: string[] }> {
+      return flyCall(async () => {
+        const ids = new Set((await liveMachinesOf(input.userId)).map((m) => m.id!));
+        if (input.machineId) ids.add(input.machineId);
+        for (const id of ids) {
+          heartbeat({ destroying: id });
+          await destroy(id);
+        }
+        return { destroyed: [...ids] };
+      });
+    },
+  };
+
+  async function probe(machineId: string): Promise<HealthReport> {
+    const checkedAt = () => new Date().toISOString();
+    let machine: Machine;
+    try {
+      machine = await flyCall(() => fly.getMachine(machineId));
+    } catch (err) {
+      if (err instanceof ApplicationFailure && err.type === 'FlyNotFound')
+        return { ok: false, reason: 'machine_gone', checkedAt: checkedAt() };
+      throw err;
+    }
+    if (machine.state !== 'started')
+      return { ok: false, reason: `fly state ${machine.state ?? 'unknown'}`, checkedAt: checkedAt() };
+    try {
+      const res = await http(`${machineAddress(machine, port).origin}/health`, { signal: AbortSignal.timeout(3000) });
+      if (res.ok) return { ok: true, checkedAt: checkedAt() };
+      const body = (await res.json().catch(() => ({}))) as { reasons?: string[]; reason?: string };
+      return {
+        ok: false,
+        reason: body.reasons?.join(', ') ?? body.reason ?? `HTTP ${res.status}`,
+        checkedAt: checkedAt(),
+      };
+    } catch (err) {
+      return { ok: false, reason: `no answer: ${(err as Error).message}`, checkedAt: checkedAt() };
+    }
+  }
+};
+
+export type MachineActivities = ReturnType<typeof createMachineActivities>;

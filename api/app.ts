@@ -1,0 +1,290 @@
+import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import rateLimit from '@fastify/rate-limit';
+import websocket from '@fastify/websocket';
+import type { Client } from '@temporalio/client';
+import Fastify, {
+  type FastifyBaseLogger,
+  type FastifyError,
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyRequest,
+} from 'fastify';
+import pino, { type Logger } from 'pino';
+import { z } from 'zod';
+import type { FlyClient } from '../activities/fly/client';
+import type { ServiceStore } from '../store/types';
+import { TASK_QUEUE } from '../workflows/contract';
+import { bearerToken, createTokenVerifier, type AuthenticatedUser } from './auth';
+import { lifecycleSettingsFrom, type ApiConfig } from './config';
+import { createMachineService, provisionRequestSchema } from './machines';
+import { createApiMetrics, type ApiMetrics } from './metrics';
+import { buildOpenApi } from './openapi';
+import { HttpProblem, sendProblem, zodErrors } from './problem';
+import { createStreamGateway } from './stream';
+import { applyBillingEvent, parseBillingEvent, SIGNATURE_HEADER, verifyWebhookSignature } from './webhooks';
+
+export interface AppDeps {
+  config: ApiConfig;
+  /** One client for the life of the process (never one per request). */
+  temporal: Client;
+  store: ServiceStore;
+  fly: FlyClient;
+  logger?: Logger;
+  /** Default `machines` (TASK_QUEUE); tests use a unique one. */
+  taskQueue?: string;
+  metrics?: ApiMetrics;
+}
+
+const DASHBOARD_DIR = join(__dirname, 'dashboard');
+const JSON_BODY_LIMIT = 16 * 1024;
+const NIL_UUID = '00000000-0000-0000-0000-000000000000';
+
+/** Builds the API (routes, auth, errors, metrics) from its dependencies; `server.ts` owns the process. */
+export async function createApp(deps: AppDeps): Promise<FastifyInstance> {
+  const { config, temporal, store } = deps;
+  const metrics = deps.metrics ?? createApiMetrics();
+  const logger = deps.logger ?? pino({ level: 'silent' });
+  const verifyToken = createTokenVerifier({ jwtSecret: config.SUPABASE_JWT_SECRET, supabaseUrl: config.SUPABASE_URL });
+  const machines = createMachineService({
+    temporal,
+    store,
+    taskQueue: deps.taskQueue ?? TASK_QUEUE,
+    settings: lifecycleSettingsFrom(config),
+  });
+
+  const app = Fastify({
+    loggerInstance: logger as FastifyBaseLogger,
+    // A caller's request id is kept (so logs join up across services), else a fresh one.
+    genReqId: (req) => {
+      const given = req.headers['x-request-id'];
+      return typeof given === 'string' && /^[\w.:-]{1,128}$/.test(given) ? given : randomUUID();
+    },
+    bodyLimit: JSON_BODY_LIMIT,
+  });
+  const gateway = createStreamGateway({
+    machines,
+    fly: deps.fly,
+    jwtSecret: config.SUPABASE_JWT_SECRET,
+    metrics,
+    log: app.log,
+    maxBufferedBytes: config.API_STREAM_MAX_BUFFERED_BYTES,
+    maxPerUser: config.API_STREAM_MAX_PER_USER,
+  });
+
+  // --- one error shape ---------------------------------------------------------------------------
+  app.setErrorHandler((err: FastifyError | HttpProblem | z.ZodError, req, reply) => {
+    if (err instanceof HttpProblem) {
+      if (err.extra.headers) void reply.headers(err.extra.headers);
+      return sendProblem(reply, err.statusCode, err.detail, err.extra.errors ? { errors: err.extra.errors } : {});
+    }
+    if (err instanceof z.ZodError) return sendProblem(reply, 400, 'invalid request', { errors: zodErrors(err) });
+    const status = typeof err.statusCode === 'number' ? err.statusCode : 500;
+    if (status >= 400 && status < 500) {
+      req.log.info({ code: err.code, status }, err.message);
+      return sendProblem(reply, status, clientErrorDetail(err as FastifyError, status));
+    }
+    // 5xx: the whole error goes to the log, the caller gets a generic detail and the request id.
+    req.log.error({ err }, 'request failed');
+    return sendProblem(reply, 500, 'something went wrong on our side; quote the requestId if you report it');
+  });
+  app.setNotFoundHandler((req, reply) => sendProblem(reply, 404, `no route ${req.method} ${req.url.split('?')[0]}`));
+
+  // Empty JSON bodies are fine (`{}` is implied); anything unparsable is a 400 that says so.
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (_req, body, done) => {
+    const text = String(body);
+    if (text.trim() === '') return done(null, undefined);
+    try {
+      done(null, JSON.parse(text));
+    } catch {
+      done(new HttpProblem(400, 'body is not valid JSON'), undefined);
+    }
+  });
+
+  // --- metrics and request ids ---------------------------------------------------------------------
+  app.addHook('onRequest', async (req, reply) => {
+    void reply.header('x-request-id', req.id);
+  });
+  app.addHook('onResponse', async (req, reply) => {
+    const labels = {
+      method: req.method,
+      route: req.routeOptions.url ?? '(unmatched)',
+      status: String(reply.statusCode),
+    };
+    metrics.requests.inc(labels);
+    metrics.latency.observe(labels, reply.elapsedTime / 1000);
+  });
+
+  await app.register(rateLimit, { global: false, hook: 'preHandler' });
+  await app.register(websocket, {
+    options: {
+      maxPayload: 4 * 1024,
+      // Browsers put the token in the subprotocol list; we answer `bearer`, never echo the token.
+      handleProtocols: (protocols: Set<string>) => (protocols.has('bearer') ? 'bearer' : false),
+    },
+    preClose: () => gateway.closeAll(),
+  });
+
+  // --- auth ------------------------------------------------------------------------------------------
+  const authenticate = (allowSubprotocol: boolean) => async (req: FastifyRequest) => {
+    const token = bearerToken(req, allowSubprotocol);
+    if (!token)
+      throw new HttpProblem(401, 'missing bearer token: send Authorization: Bearer <Supabase access token>', {
+        headers: { 'www-authenticate': 'Bearer' },
+      });
+    req.user = await verifyToken(token);
+  };
+  const userOf = (req: FastifyRequest): AuthenticatedUser => {
+    if (!req.user) throw new Error('route is missing its auth hook');
+    return req.user;
+  };
+  // One budget per user across every /v1/machines route (the stream's upgrade included).
+  const perUserLimit = app.rateLimit({
+    max: config.API_RATE_LIMIT_MAX,
+    timeWindow: config.API_RATE_LIMIT_WINDOW,
+    keyGenerator: (req) => req.user?.id ?? req.ip,
+  });
+  const userRoute = { onRequest: authenticate(false), preHandler: perUserLimit };
+
+  // --- machines ----------------------------------------------------------------------------------------
+  app.post('/v1/machines', userRoute, async (req, reply) => {
+    const user = userOf(req);
+    const body = provisionRequestSchema.safeParse(req.body ?? {});
+    if (!body.success) throw new HttpProblem(400, 'invalid request body', { errors: zodErrors(body.error) });
+    const tier = await store.getSubscriptionTier(user.id);
+    if (tier !== 'elite')
+      throw new HttpProblem(403, `a cloud machine needs the elite tier; your tier is ${tier ?? 'none'}`);
+    const started = await machines.provision(user.id, body.data);
+    req.log.info({ userId: user.id, workflowId: started.workflowId, state: started.state }, 'provision requested');
+    return reply
+      .code(202)
+      .header('location', '/v1/machines/me')
+      .send({ workflowId: started.workflowId, state: started.state });
+  });
+
+  app.get('/v1/machines/me', userRoute, async (req) => {
+    const status = await machines.status(userOf(req).id);
+    if (!status) throw new HttpProblem(404, 'you have no machine; POST /v1/machines starts one');
+    return status;
+  });
+
+  app.post('/v1/machines/me/stop', userRoute, async (req, reply) => {
+    const user = userOf(req);
+    const result = await machines.stop(user.id);
+    req.log.info({ userId: user.id }, 'stop requested');
+    return reply.code(202).send(result);
+  });
+
+  app.get(
+    '/v1/machines/me/stream',
+    { websocket: true, onRequest: authenticate(true), preHandler: perUserLimit },
+    (socket, req) => {
+      void gateway.handle(socket, userOf(req).id);
+    },
+  );
+
+  // --- billing webhooks (raw body: the signature is over the exact bytes) ----------------------------
+  await app.register(async (scope) => {
+    scope.removeAllContentTypeParsers();
+    scope.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
+    scope.post(
+      '/v1/webhooks/billing',
+      { bodyLimit: config.API_WEBHOOK_BODY_LIMIT_BYTES },
+      async (req: FastifyRequest, reply: FastifyReply) => {
+        if (!config.WEBHOOK_SECRET) {
+          metrics.webhooks.inc({ type: 'unknown', result: 'not_configured' });
+          throw new HttpProblem(503, 'billing webhooks are not configured on this server (WEBHOOK_SECRET)');
+        }
+        const raw = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
+        const header = req.headers[SIGNATURE_HEADER];
+        try {
+          verifyWebhookSignature(config.WEBHOOK_SECRET, typeof header === 'string' ? header : undefined, raw);
+        } catch (err) {
+          metrics.webhooks.inc({ type: 'unknown', result: 'bad_signature' });
+          throw err;
+        }
+        let event;
+        try {
+          event = parseBillingEvent(raw);
+        } catch (err) {
+          metrics.webhooks.inc({ type: 'unknown', result: 'malformed' });
+          throw err;
+        }
+        const result = await applyBillingEvent({ temporal, store }, event);
+        metrics.webhooks.inc({ type: event.type, result: result.status });
+        req.log.info({ eventId: event.id, type: event.type, userId: event.userId, ...result }, 'billing event');
+        return reply.code(200).send(result);
+      },
+    );
+  });
+
+  // --- operations ------------------------------------------------------------------------------------------
+  const openapi = buildOpenApi();
+  app.get('/openapi.json', async () => openapi);
+
+  app.get('/healthz', async () => {
+    const [temporalCheck, storeCheck] = await Promise.all([
+      reachable(() => temporal.withDeadline(Date.now() + 2_000, () => temporal.workflowService.getSystemInfo({}))),
+      reachable(() => withTimeout(store.getSubscriptionTier(NIL_UUID), 2_000)),
+    ]);
+    return { ok: true, temporal: temporalCheck, store: storeCheck };
+  });
+
+  app.get('/metrics', async (_req, reply) =>
+    reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()),
+  );
+
+  // --- dashboard (plain files, no build step) ------------------------------------------------------------
+  const page = (file: string, type: string) => {
+    const body = readFileSync(join(DASHBOARD_DIR, file));
+    return async (_req: FastifyRequest, reply: FastifyReply) =>
+      reply
+        .type(type)
+        .header('cache-control', 'no-cache')
+        .header('x-content-type-options', 'nosniff')
+        .header(
+          'content-security-policy',
+          "default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:; frame-ancestors 'none'",
+        )
+        .send(body);
+  };
+  app.get('/', page('index.html', 'text/html; charset=utf-8'));
+  app.get('/dashboard.js', page('dashboard.js', 'text/javascript; charset=utf-8'));
+  app.get('/dashboard.css', page('dashboard.css', 'text/css; charset=utf-8'));
+
+  return app;
+}
+
+function clientErrorDetail(err: FastifyError, status: number): string {
+  switch (err.code) {
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return 'request body too large';
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return 'unsupported content type: send application/json';
+    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
+      return 'content-length does not match the body';
+    default:
+      return status === 429 ? `too many requests: ${err.message || 'slow down and retry later'}` : err.message;
+  }
+}
+
+async function reachable(check: () => Promise<unknown>): Promise<{ ok: boolean; error?: string }> {
+  try {
+    await check();
+    return { ok: true };
+  } catch (err) {
+    return { ok: false, error: err instanceof Error ? err.message : String(err) };
+  }
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    p,
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
+}

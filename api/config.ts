@@ -1,0 +1,77 @@
+import { z } from 'zod';
+import { contractEnv, parseEnv } from '../common/config';
+import { regionSchema, type LifecycleSettings } from '../workflows/contract';
+
+/** The workflow parses durations like "15 minutes", "3 days", "90s": refuse anything else at boot, not mid-run. */
+const duration = z
+  .string()
+  .regex(
+    /^\s*\d+(?:\.\d+)?\s*(ms|milliseconds?|s|seconds?|m|minutes?|h|hours?|d|days?)\s*$/i,
+    'must be a duration such as "15 minutes", "3 days" or "90s"',
+  );
+const positiveInt = z.coerce.number().int().positive();
+
+/**
+ * The API's environment: the contract's variables plus a few API knobs, validated at start-up (a bad
+ * one stops the process with a message naming it). Every `MACHINE_*` variable is optional: unset, the
+ * workflow's own default applies.
+ */
+export const apiEnvShape = {
+  PORT: contractEnv.PORT,
+  /** `::` listens on every interface (IPv4 too on Linux); `127.0.0.1` for a laptop-only API. */
+  API_HOST: z.string().min(1).default('::'),
+  TEMPORAL_ADDRESS: contractEnv.TEMPORAL_ADDRESS,
+  TEMPORAL_NAMESPACE: contractEnv.TEMPORAL_NAMESPACE,
+  TEMPORAL_TASK_QUEUE: contractEnv.TEMPORAL_TASK_QUEUE,
+  TEMPORAL_API_KEY: contractEnv.TEMPORAL_API_KEY,
+  TEMPORAL_TLS_CERT_PATH: contractEnv.TEMPORAL_TLS_CERT_PATH,
+  TEMPORAL_TLS_KEY_PATH: contractEnv.TEMPORAL_TLS_KEY_PATH,
+  FLY_API_URL: contractEnv.FLY_API_URL,
+  FLY_API_TOKEN: contractEnv.FLY_API_TOKEN,
+  FLY_APP: contractEnv.FLY_APP,
+  DATABASE_URL: contractEnv.DATABASE_URL,
+  SUPABASE_URL: contractEnv.SUPABASE_URL,
+  SUPABASE_SERVICE_KEY: contractEnv.SUPABASE_SERVICE_KEY,
+  /** Verifies HS256 access tokens and derives each machine's key for the stream gateway: required. */
+  SUPABASE_JWT_SECRET: contractEnv.SUPABASE_JWT_SECRET.unwrap(),
+  /** Unset: the billing webhook answers 503 (nothing unsigned is ever accepted). */
+  WEBHOOK_SECRET: contractEnv.WEBHOOK_SECRET,
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  /** Requests per user per window on /v1/machines*. */
+  API_RATE_LIMIT_MAX: positiveInt.default(60),
+  API_RATE_LIMIT_WINDOW: z.string().min(1).default('1 minute'),
+  API_WEBHOOK_BODY_LIMIT_BYTES: positiveInt.default(64 * 1024),
+  /** A stream client with more than this many bytes unsent is dropped. */
+  API_STREAM_MAX_BUFFERED_BYTES: positiveInt.default(1 << 20),
+  API_STREAM_MAX_PER_USER: positiveInt.default(5),
+  MACHINE_RENEWAL_INTERVAL: duration.optional(),
+  MACHINE_PAYMENT_GRACE_PERIOD: duration.optional(),
+  MACHINE_START_DEADLINE_SECONDS: positiveInt.optional(),
+  MACHINE_HEALTH_DEADLINE_SECONDS: positiveInt.optional(),
+  MACHINE_MAX_RESTARTS: z.coerce.number().int().min(0).optional(),
+  MACHINE_CONTINUE_AS_NEW_EVERY: positiveInt.optional(),
+  /** Comma-separated Fly regions tried in order when the first has no capacity, e.g. "fra,cdg". */
+  MACHINE_FALLBACK_REGIONS: z
+    .string()
+    .transform((s) => s.split(',').map((r) => r.trim()))
+    .pipe(z.array(regionSchema))
+    .optional(),
+};
+export type ApiConfig = z.infer<z.ZodObject<typeof apiEnvShape>>;
+
+export function loadApiConfig(env: Record<string, string | undefined> = process.env): ApiConfig {
+  return parseEnv(apiEnvShape, env);
+}
+
+/** The lifecycle settings the API passes in each new workflow's input (only those configured). */
+export function lifecycleSettingsFrom(config: ApiConfig): Partial<LifecycleSettings> {
+  const settings: Partial<LifecycleSettings> = {};
+  if (config.MACHINE_RENEWAL_INTERVAL) settings.renewalInterval = config.MACHINE_RENEWAL_INTERVAL.trim();
+  if (config.MACHINE_PAYMENT_GRACE_PERIOD) settings.paymentGracePeriod = config.MACHINE_PAYMENT_GRACE_PERIOD.trim();
+  if (config.MACHINE_START_DEADLINE_SECONDS) settings.startDeadlineSeconds = config.MACHINE_START_DEADLINE_SECONDS;
+  if (config.MACHINE_HEALTH_DEADLINE_SECONDS) settings.healthDeadlineSeconds = config.MACHINE_HEALTH_DEADLINE_SECONDS;
+  if (config.MACHINE_MAX_RESTARTS !== undefined) settings.maxRestarts = config.MACHINE_MAX_RESTARTS;
+  if (config.MACHINE_CONTINUE_AS_NEW_EVERY) settings.continueAsNewEvery = config.MACHINE_CONTINUE_AS_NEW_EVERY;
+  if (config.MACHINE_FALLBACK_REGIONS) settings.fallbackRegions = config.MACHINE_FALLBACK_REGIONS;
+  return settings;
+}

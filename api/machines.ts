@@ -1,0 +1,194 @@
+import { WorkflowNotFoundError, type Client, type WorkflowExecutionDescription } from '@temporalio/client';
+import { z } from 'zod';
+import { MachineStateSearchAttribute, RegionSearchAttribute, UserIdSearchAttribute } from '../common/search-attributes';
+import type { ServiceStore } from '../store/types';
+import {
+  cpuPriorities,
+  MACHINE_WORKFLOW_TYPE,
+  machineLifecycleInputSchema,
+  machineStates,
+  machineWorkflowId,
+  regionSchema,
+  statusQuery,
+  stopSignal,
+  type LifecycleSettings,
+  type MachineState,
+  type MachineStatus,
+} from '../workflows/contract';
+import type { machineLifecycle } from '../workflows/machine-lifecycle';
+import { HttpProblem } from './problem';
+
+/** `POST /v1/machines`. Strict: a `userId` (or anything else) in the body is refused, the user is the token's. */
+export const provisionRequestSchema = z.strictObject({
+  region: regionSchema.optional().describe('Fly region code; default "ams"'),
+  cpuPriority: z.enum(cpuPriorities).optional().describe('default "normal"'),
+});
+
+export const provisionResponseSchema = z.object({
+  workflowId: z.string(),
+  state: z.enum(machineStates),
+});
+
+const timelineEntrySchema = z.object({
+  at: z.string(),
+  state: z.enum(machineStates),
+  reason: z.string().optional(),
+});
+
+export const machineStatusResponseSchema = z.object({
+  state: z.enum(machineStates),
+  userId: z.string(),
+  machineId: z.string().nullable(),
+  region: z.string(),
+  since: z.string(),
+  lastHealthyAt: z.string().nullable(),
+  lastRenewedAt: z.string().nullable(),
+  reason: z.string().nullable(),
+  tier: z.string().nullable(),
+  paymentGraceEndsAt: z.string().nullable().describe('set while a payment is overdue: when the machine stops'),
+  recent: z.array(timelineEntrySchema).describe('the latest transitions, oldest first'),
+  workflowId: z.string(),
+  source: z.enum(['workflow', 'table']).describe('"workflow": live; "table": the last recorded state'),
+});
+export type MachineStatusResponse = z.infer<typeof machineStatusResponseSchema>;
+
+export const stopResponseSchema = z.object({ workflowId: z.string(), state: z.enum(machineStates) });
+
+export interface MachineServiceDeps {
+  temporal: Client;
+  store: ServiceStore;
+  taskQueue: string;
+  settings: Partial<LifecycleSettings>;
+}
+
+const QUERY_DEADLINE_MS = 5_000;
+const RECENT_EVENTS = 20;
+
+/**
+ * Everything the API does with a user's machine. Every function takes the authenticated user id and
+ * derives the workflow id from it: no caller-supplied id ever names a workflow or a machine.
+ */
+export function createMachineService(deps: MachineServiceDeps) {
+  const { temporal, store } = deps;
+
+  async function describe(userId: string): Promise<WorkflowExecutionDescription | null> {
+    try {
+      return await temporal.workflow.getHandle(machineWorkflowId(userId)).describe();
+    } catch (err) {
+      if (err instanceof WorkflowNotFoundError) return null;
+      throw err;
+    }
+  }
+
+  const stateOf = (d: WorkflowExecutionDescription): MachineState | undefined =>
+    d.typedSearchAttributes.get(MachineStateSearchAttribute) as MachineState | undefined;
+
+  async function statusFromTable(userId: string): Promise<MachineStatusResponse | null> {
+    const row = await store.getMachine(userId);
+    if (!row) return null;
+    const events = await store.listMachineEvents(userId, { limit: RECENT_EVENTS });
+    const recent = events
+      .slice()
+      .sort((a, b) => a.occurredAt.getTime() - b.occurredAt.getTime() || a.id - b.id)
+      .map((e) => ({ at: e.occurredAt.toISOString(), state: e.toStatus, ...(e.reason ? { reason: e.reason } : {}) }));
+    const last = recent.at(-1);
+    return {
+      state: row.status,
+      userId,
+      machineId: row.machineId,
+      region: row.region,
+      since: (last?.state === row.status ? last.at : undefined) ?? row.updatedAt.toISOString(),
+      lastHealthyAt: row.lastHealthyAt?.toISOString() ?? null,
+      lastRenewedAt: null,
+      reason: row.errorMessage ?? last?.reason ?? null,
+      tier: await store.getSubscriptionTier(userId),
+      paymentGraceEndsAt: null,
+      recent,
+      workflowId: row.workflowId ?? machineWorkflowId(userId),
+      source: 'table',
+    };
+  }
+
+  return {
+    /**
+     * Starts the user's workflow, or finds the one that runs (USE_EXISTING): N concurrent calls are one
+     * workflow and one machine. A finished workflow's id is reused (ALLOW_DUPLICATE): a new machine.
+     */
+    async provision(userId: string, body: z.infer<typeof provisionRequestSchema>) {
+      const input = machineLifecycleInputSchema.parse({
+        userId,
+        region: body.region,
+        cpuPriority: body.cpuPriority,
+        ...(Object.keys(deps.settings).length ? { settings: deps.settings } : {}),
+      });
+      const workflowId = machineWorkflowId(userId);
+      const handle = await temporal.workflow.start<typeof machineLifecycle>(MACHINE_WORKFLOW_TYPE, {
+        taskQueue: deps.taskQueue,
+        workflowId,
+        args: [input],
+        workflowIdConflictPolicy: 'USE_EXISTING',
+        workflowIdReusePolicy: 'ALLOW_DUPLICATE',
+        typedSearchAttributes: [
+          { key: UserIdSearchAttribute, value: userId },
+          { key: RegionSearchAttribute, value: input.region },
+          { key: MachineStateSearchAttribute, value: 'provisioning' },
+        ],
+        staticSummary: `cloud machine of user ${userId}`,
+      });
+      // The workflow keeps MachineState current: no query (and no worker round trip) needed here.
+      const description = await handle.describe();
+      const state = stateOf(description) ?? 'provisioning';
+      if (state === 'stopping')
+        throw new HttpProblem(409, 'your machine is stopping; start it again once it has stopped');
+      return { workflowId, runId: description.runId, state };
+    },
+
+    /** Live status from the workflow; the recorded row (and its audit events) when none runs. */
+    async status(userId: string): Promise<MachineStatusResponse | null> {
+      const d = await describe(userId);
+      if (d?.status.name === 'RUNNING') {
+        const handle = temporal.workflow.getHandle(machineWorkflowId(userId));
+        try {
+          const s: MachineStatus = await temporal.withDeadline(Date.now() + QUERY_DEADLINE_MS, () =>
+            handle.query(statusQuery),
+          );
+          return { ...s, workflowId: machineWorkflowId(userId), source: 'workflow' };
+        } catch (err) {
+          // No worker answering (deploy, outage): the table is a little stale but better than an error.
+          if (err instanceof WorkflowNotFoundError) return statusFromTable(userId);
+          const fallback = await statusFromTable(userId);
+          if (fallback) return fallback;
+          throw err;
+        }
+      }
+      return statusFromTable(userId);
+    },
+
+    /** Signals stop to the running workflow: 404 when the user never had one, 409 when it has finished. */
+    async stop(userId: string) {
+      const d = await describe(userId);
+      if (!d) throw new HttpProblem(404, 'you have no machine');
+      if (d.status.name !== 'RUNNING') throw new HttpProblem(409, 'your machine is not running');
+      try {
+        await temporal.workflow
+          .getHandle(machineWorkflowId(userId))
+          .signal(stopSignal, { reason: 'user_requested', requestedBy: userId });
+      } catch (err) {
+        if (err instanceof WorkflowNotFoundError) throw new HttpProblem(409, 'your machine is not running');
+        throw err;
+      }
+      return { workflowId: machineWorkflowId(userId), state: stateOf(d) ?? 'stopping' };
+    },
+
+    /** The Fly machine id of the user's workflow, only when it reports `running`. */
+    async runningMachineId(userId: string): Promise<string | null> {
+      const d = await describe(userId);
+      if (d?.status.name !== 'RUNNING') return null;
+      const s = await temporal.withDeadline(Date.now() + QUERY_DEADLINE_MS, () =>
+        temporal.workflow.getHandle(machineWorkflowId(userId)).query(statusQuery),
+      );
+      return s.state === 'running' && s.userId === userId ? s.machineId : null;
+    },
+  };
+}
+export type MachineService = ReturnType<typeof createMachineService>;

@@ -1,0 +1,156 @@
+import { z } from 'zod';
+import {
+  machineStatusResponseSchema,
+  provisionRequestSchema,
+  provisionResponseSchema,
+  stopResponseSchema,
+} from './machines';
+import { problemSchema } from './problem';
+import { billingEventSchema, webhookResultSchema } from './webhooks';
+
+export const healthSchema = z.object({
+  ok: z.boolean().describe('the process is alive (always true when it answers)'),
+  temporal: z.object({ ok: z.boolean(), error: z.string().optional() }),
+  store: z.object({ ok: z.boolean(), error: z.string().optional() }),
+});
+
+/**
+ * The OpenAPI 3.1 document, generated from the same zod schemas the routes validate with (zod's
+ * JSON Schema output is 2020-12, which OpenAPI 3.1 uses as is).
+ */
+export function buildOpenApi() {
+  const registry = z.registry<{ id: string }>();
+  const schemas = {
+    ProvisionRequest: provisionRequestSchema,
+    ProvisionResponse: provisionResponseSchema,
+    MachineStatus: machineStatusResponseSchema,
+    StopResponse: stopResponseSchema,
+    BillingEvent: billingEventSchema,
+    WebhookResult: webhookResultSchema,
+    Health: healthSchema,
+    Problem: problemSchema,
+  };
+  for (const [id, schema] of Object.entries(schemas)) registry.add(schema, { id });
+  const json = z.toJSONSchema(registry, { uri: (id) => `#/components/schemas/${id}`, io: 'input' });
+  const components = Object.fromEntries(
+    Object.entries(json.schemas).map(([id, s]) => {
+      const { $schema: _drop, ...rest } = s as Record<string, unknown>;
+      return [id, rest];
+    }),
+  );
+
+  const ref = (id: keyof typeof schemas) => ({ $ref: `#/components/schemas/${id}` });
+  const json200 = (id: keyof typeof schemas, description: string) => ({
+    description,
+    content: { 'application/json': { schema: ref(id) } },
+  });
+  const problem = (description: string) => ({
+    description,
+    content: { 'application/problem+json': { schema: ref('Problem') } },
+  });
+  const authErrors = {
+    '401': problem('missing, expired or invalid access token'),
+    '429': problem('too many requests for this user'),
+  };
+  const security = [{ bearer: [] }];
+
+  return {
+    openapi: '3.1.0',
+    info: {
+      title: 'Cloud Execution API',
+      version: '1.0.0',
+      description:
+        'One always-on cloud machine per elite user. Authenticate with a Supabase access token ' +
+        '(`Authorization: Bearer <jwt>`); the user is the token subject. Errors are RFC 9457 problem documents.',
+    },
+    components: {
+      schemas: components,
+      securitySchemes: {
+        bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: 'Supabase access token' },
+        webhookSignature: {
+          type: 'apiKey',
+          in: 'header',
+          name: 'x-signature',
+          description: 't=<unix>,v1=<hex HMAC-SHA256(WEBHOOK_SECRET, "<t>.<raw body>")>, 5-minute tolerance',
+        },
+      },
+    },
+    paths: {
+      '/v1/machines': {
+        post: {
+          summary: 'Provision my machine (idempotent)',
+          security,
+          requestBody: { required: false, content: { 'application/json': { schema: ref('ProvisionRequest') } } },
+          responses: {
+            '202': {
+              ...json200('ProvisionResponse', 'the workflow owning the machine runs'),
+              headers: { Location: { schema: { type: 'string' }, description: '/v1/machines/me' } },
+            },
+            '400': problem('malformed JSON or invalid body'),
+            '403': problem('not on the elite tier'),
+            '409': problem('the machine is stopping'),
+            ...authErrors,
+          },
+        },
+      },
+      '/v1/machines/me': {
+        get: {
+          summary: 'The status of my machine',
+          security,
+          responses: {
+            '200': json200('MachineStatus', 'live from the workflow, else the last recorded state'),
+            '404': problem('you never had a machine'),
+            ...authErrors,
+          },
+        },
+      },
+      '/v1/machines/me/stop': {
+        post: {
+          summary: 'Stop my machine',
+          security,
+          responses: {
+            '202': json200('StopResponse', 'stop requested; poll the status until `stopped`'),
+            '404': problem('you never had a machine'),
+            '409': problem('your machine is not running'),
+            ...authErrors,
+          },
+        },
+      },
+      '/v1/machines/me/stream': {
+        get: {
+          summary: 'WebSocket to my machine (hello, state, metrics, signal, candle messages)',
+          description:
+            'Browsers authenticate with `Sec-WebSocket-Protocol: bearer, <jwt>` (the server answers `bearer`), ' +
+            'others with `Authorization`. Closes with 4404 when no machine runs, 4429 above the per-user limit, ' +
+            '4502 when the machine cannot be reached, 4503 when it goes away.',
+          security,
+          responses: { '101': { description: 'switching protocols' }, ...authErrors },
+        },
+      },
+      '/v1/webhooks/billing': {
+        post: {
+          summary: 'Billing events (signed)',
+          security: [{ webhookSignature: [] }],
+          requestBody: { required: true, content: { 'application/json': { schema: ref('BillingEvent') } } },
+          responses: {
+            '200': json200('WebhookResult', 'applied, recorded, or a duplicate'),
+            '400': problem('malformed JSON or not a billing event'),
+            '401': problem('missing, malformed, stale or wrong signature'),
+            '413': problem('body too large'),
+            '503': problem('webhooks are not configured (no WEBHOOK_SECRET)'),
+          },
+        },
+      },
+      '/healthz': {
+        get: {
+          summary: 'Liveness, with Temporal and store reachability',
+          responses: { '200': json200('Health', 'alive') },
+        },
+      },
+      '/metrics': {
+        get: { summary: 'Prometheus metrics', responses: { '200': { description: 'text exposition format' } } },
+      },
+      '/': { get: { summary: 'The dashboard page', responses: { '200': { description: 'HTML' } } } },
+    },
+  };
+}

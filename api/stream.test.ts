@@ -1,0 +1,109 @@
+import WebSocket from 'ws';
+import { createApiStack, type ApiStack } from './test-support/api-stack';
+
+jest.setTimeout(120_000);
+
+interface Frame {
+  type: string;
+  [k: string]: unknown;
+}
+
+/** A stream client that keeps every frame and how the socket ended. */
+function connect(url: string, o: { protocols?: string[]; headers?: Record<string, string> }) {
+  const ws = new WebSocket(url, o.protocols ?? [], { headers: o.headers });
+  const frames: Frame[] = [];
+  const waiters: (() => void)[] = [];
+  const ended = new Promise<{ code: number; reason: string; status?: number }>((resolve) => {
+    ws.on('unexpected-response', (_req, res) => resolve({ code: 0, reason: '', status: res.statusCode }));
+    ws.on('close', (code, reason) => resolve({ code, reason: reason.toString() }));
+  });
+  ws.on('error', () => undefined);
+  ws.on('message', (data) => {
+    frames.push(JSON.parse(data.toString()) as Frame);
+    for (const w of waiters.splice(0)) w();
+  });
+  const opened = () =>
+    new Promise<void>((resolve, reject) => {
+      if (ws.readyState === WebSocket.OPEN) return resolve();
+      ws.once('open', () => resolve());
+      void ended.then((e) => reject(new Error(`closed before open: ${JSON.stringify(e)}`)));
+    });
+  async function next(type: string, timeoutMs = 20_000): Promise<Frame> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const found = frames.find((f) => f.type === type);
+      if (found) return found;
+      if (Date.now() > deadline) throw new Error(`no ${type} frame; got ${frames.map((f) => f.type).join(',')}`);
+      await new Promise<void>((r) => {
+        waiters.push(r);
+        setTimeout(r, 200);
+      });
+    }
+  }
+  return { ws, frames, ended, opened, next };
+}
+
+describe('API: the stream gateway to the REAL machine runtime', () => {
+  let api: ApiStack;
+  let userId: string;
+  let token: string;
+  let streamUrl: string;
+
+  beforeAll(async () => {
+    api = await createApiStack({ realRuntime: true });
+    streamUrl = `${api.wsUrl}/v1/machines/me/stream`;
+    userId = await api.createUser('elite');
+    token = await api.token(userId);
+    expect((await api.call('POST', '/v1/machines', { token })).status).toBe(202);
+    await api.waitForStatus(token, (s) => s.state === 'running', 90_000);
+  });
+  afterAll(async () => {
+    await api?.close();
+  });
+
+  test('relays frames from the machine to a browser-style client (subprotocol bearer)', async () => {
+    const client = connect(streamUrl, { protocols: ['bearer', token] });
+    await client.opened();
+    expect(client.ws.protocol).toBe('bearer'); // the token is never echoed back
+    const hello = await client.next('hello');
+    expect(hello.userId).toBe(userId);
+    const state = await client.next('state');
+    expect(state.state).toMatchObject({ ok: true, userId });
+    client.ws.close(1000);
+    expect(await client.ended).toMatchObject({ code: 1000 });
+  });
+
+  test('accepts Authorization for non-browser clients', async () => {
+    const client = connect(streamUrl, { headers: { authorization: `Bearer ${token}` } });
+    await client.opened();
+    expect((await client.next('hello')).userId).toBe(userId);
+    client.ws.close(1000);
+    await client.ended;
+  });
+
+  test('refuses the upgrade without a valid token (401), and closes 4404 for a user with no running machine', async () => {
+    expect(await connect(streamUrl, {}).ended).toMatchObject({ status: 401 });
+    const forged = await api.token(userId, { secret: 'someone-elses-secret-at-least-32-chars' });
+    expect(await connect(streamUrl, { protocols: ['bearer', forged] }).ended).toMatchObject({ status: 401 });
+    expect(await connect(streamUrl, { protocols: ['bearer', 'garbage'] }).ended).toMatchObject({ status: 401 });
+
+    const other = await api.createUser('elite');
+    const theirs = connect(streamUrl, { protocols: ['bearer', await api.token(other)] });
+    expect(await theirs.ended).toMatchObject({ code: 4404, reason: 'you have no running machine' });
+    expect(theirs.frames).toEqual([]); // not one frame of anyone's machine
+  });
+
+  test('the machine stopping closes the stream cleanly', async () => {
+    const client = connect(streamUrl, { protocols: ['bearer', token] });
+    await client.next('hello');
+    const metricsBefore = await api.call('GET', '/metrics');
+    expect(metricsBefore.text).toMatch(/api_stream_connections 1/);
+
+    expect((await api.call('POST', '/v1/machines/me/stop', { token })).status).toBe(202);
+    const end = await client.ended;
+    expect([1001, 4503]).toContain(end.code);
+    await api.waitForStatus(token, (s) => s.state === 'stopped');
+    expect((await api.call('GET', '/metrics')).text).toMatch(/api_stream_connections 0/);
+    expect(await connect(streamUrl, { protocols: ['bearer', token] }).ended).toMatchObject({ code: 4404 });
+  });
+});

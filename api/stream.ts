@@ -1,0 +1,185 @@
+import type { FastifyBaseLogger } from 'fastify';
+import WebSocket, { type RawData } from 'ws';
+import { mintMachineAccessToken } from '../activities/credentials';
+import { machineAddress, type FlyClient } from '../activities/fly/client';
+import type { ApiMetrics } from './metrics';
+import type { MachineService } from './machines';
+
+/** The runtime's internal port on Fly (fly-local maps it to the process's own port). */
+export const RUNTIME_INTERNAL_PORT = 8080;
+/** Close codes sent to the browser (4000–4999 are the application's). */
+export const CLOSE = {
+  noMachine: 4404,
+  tooManyStreams: 4429,
+  machineUnreachable: 4502,
+  machineGone: 4503,
+} as const;
+const MAX_CLIENT_FRAME_BYTES = 4 * 1024;
+const MAX_PENDING_TO_MACHINE = 16;
+const PING_INTERVAL_MS = 30_000;
+
+export interface StreamGatewayDeps {
+  machines: MachineService;
+  fly: FlyClient;
+  jwtSecret: string;
+  metrics: ApiMetrics;
+  log: FastifyBaseLogger;
+  maxBufferedBytes: number;
+  maxPerUser: number;
+}
+
+/**
+ * Relays one browser socket to the user's own machine. The machine is found from the caller's own
+ * workflow (never from anything the client sends), and the gateway presents a freshly minted stream
+ * token signed with that machine's key: the user's Supabase token never leaves the API.
+ */
+export function createStreamGateway(deps: StreamGatewayDeps) {
+  const perUser = new Map<string, number>();
+  const open = new Set<WebSocket>();
+
+  async function machineOrigin(userId: string): Promise<string | null> {
+    const machineId = await deps.machines.runningMachineId(userId);
+    if (!machineId) return null;
+    const machine = await deps.fly.getMachine(machineId);
+    // Defence in depth: the Fly machine must carry this user's tag, whatever the workflow says.
+    if (machine.config?.metadata?.user_id !== userId || machine.state !== 'started') return null;
+    return machineAddress(machine, RUNTIME_INTERNAL_PORT).origin;
+  }
+
+  async function handle(client: WebSocket, userId: string) {
+    const count = perUser.get(userId) ?? 0;
+    if (count >= deps.maxPerUser) {
+      deps.metrics.streamsOpened.inc({ outcome: 'too_many' });
+      client.close(CLOSE.tooManyStreams, `at most ${deps.maxPerUser} streams per user`);
+      return;
+    }
+    perUser.set(userId, count + 1);
+    open.add(client);
+    deps.metrics.streams.inc();
+    let released = false;
+    const release = () => {
+      if (released) return;
+      released = true;
+      open.delete(client);
+      deps.metrics.streams.dec();
+      const n = (perUser.get(userId) ?? 1) - 1;
+      if (n <= 0) perUser.delete(userId);
+      else perUser.set(userId, n);
+    };
+
+    // Frames the browser sends before the machine answers wait here, a few at most.
+    const pending: string[] = [];
+    // Set once the machine is found; the client's handlers below may run before that.
+    const link: { upstream?: WebSocket } = {};
+    let clientClosed = false;
+    client.on('close', () => {
+      clientClosed = true;
+      release();
+      const up = link.upstream;
+      if (up?.readyState === WebSocket.CONNECTING) up.terminate();
+      else up?.close(1000, 'client closed');
+    });
+    client.on('error', () => client.terminate());
+    client.on('message', (data: RawData, isBinary: boolean) => {
+      const text = isBinary ? undefined : rawToString(data);
+      if (text === undefined || Buffer.byteLength(text) > MAX_CLIENT_FRAME_BYTES) return;
+      if (link.upstream?.readyState === WebSocket.OPEN) {
+        deps.metrics.streamFrames.inc({ direction: 'to_machine' });
+        link.upstream.send(text);
+      } else if (pending.length < MAX_PENDING_TO_MACHINE) pending.push(text);
+    });
+
+    // A browser that vanished without a close (sleeping laptop) is noticed and let go.
+    let alive = true;
+    client.on('pong', () => (alive = true));
+    const ping = setInterval(() => {
+      if (!alive) return client.terminate();
+      alive = false;
+      client.ping();
+    }, PING_INTERVAL_MS);
+    ping.unref();
+    client.once('close', () => clearInterval(ping));
+
+    let origin: string | null;
+    try {
+      origin = await machineOrigin(userId);
+    } catch (err) {
+      deps.log.warn({ err, userId }, 'stream: looking up the machine failed');
+      deps.metrics.streamsOpened.inc({ outcome: 'lookup_failed' });
+      client.close(CLOSE.machineUnreachable, 'could not look up your machine');
+      return;
+    }
+    if (!origin) {
+      deps.metrics.streamsOpened.inc({ outcome: 'no_machine' });
+      client.close(CLOSE.noMachine, 'you have no running machine');
+      return;
+    }
+    if (clientClosed) return;
+
+    const token = await mintMachineAccessToken({
+      jwtSecret: deps.jwtSecret,
+      userId,
+      purpose: 'stream',
+      ttlSeconds: 60,
+    });
+    if (clientClosed) return; // left while the token was minted
+    const up = new WebSocket(`${origin.replace(/^http/, 'ws')}/ws`, {
+      headers: { authorization: `Bearer ${token}` },
+      handshakeTimeout: 10_000,
+      maxPayload: 1 << 20,
+    });
+    link.upstream = up;
+    let opened = false;
+    up.on('open', () => {
+      opened = true;
+      deps.metrics.streamsOpened.inc({ outcome: 'connected' });
+      for (const text of pending.splice(0)) up.send(text);
+    });
+    up.on('message', (data: RawData, isBinary: boolean) => {
+      if (client.readyState !== WebSocket.OPEN) return;
+      // Bounded buffering: a client that cannot keep up is dropped, not buffered without limit.
+      if (client.bufferedAmount > deps.maxBufferedBytes) {
+        deps.metrics.streamsOpened.inc({ outcome: 'dropped_slow' });
+        deps.log.info({ userId }, 'stream: dropping a slow client');
+        client.terminate();
+        return;
+      }
+      deps.metrics.streamFrames.inc({ direction: 'to_client' });
+      client.send(isBinary ? data : rawToString(data), { binary: isBinary });
+    });
+    up.on('unexpected-response', (_req, res) => {
+      deps.log.warn({ userId, status: res.statusCode }, 'stream: the machine refused the gateway');
+      deps.metrics.streamsOpened.inc({ outcome: 'machine_refused' });
+      client.close(CLOSE.machineUnreachable, 'your machine refused the connection');
+      up.terminate();
+    });
+    up.on('error', (err) => {
+      if (!opened) {
+        deps.log.warn({ err, userId }, 'stream: could not reach the machine');
+        deps.metrics.streamsOpened.inc({ outcome: 'machine_unreachable' });
+      }
+      if (client.readyState === WebSocket.OPEN) client.close(CLOSE.machineUnreachable, 'your machine is unreachable');
+    });
+    up.on('close', (code: number, reason: Buffer) => {
+      if (client.readyState !== WebSocket.OPEN) return;
+      // 1000/1001 and application codes pass through; anything else (1006: the machine died) is ours.
+      const passes = code === 1000 || code === 1001 || (code >= 4000 && code < 5000);
+      client.close(passes ? code : CLOSE.machineGone, passes ? reason.toString() : 'your machine went away');
+    });
+  }
+
+  return {
+    handle,
+    openCount: () => open.size,
+    /** On shutdown: tell every browser to reconnect later. */
+    closeAll() {
+      for (const ws of open) ws.close(1001, 'server shutting down');
+    },
+  };
+}
+
+function rawToString(data: RawData): string {
+  if (Buffer.isBuffer(data)) return data.toString('utf8');
+  if (Array.isArray(data)) return Buffer.concat(data).toString('utf8');
+  return Buffer.from(data).toString('utf8');
+}

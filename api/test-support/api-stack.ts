@@ -1,0 +1,199 @@
+import { existsSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import { WorkflowNotFoundError } from '@temporalio/client';
+import { bundleWorkflowCode, type Worker } from '@temporalio/worker';
+import type { FastifyInstance } from 'fastify';
+import { createActivities } from '../../activities';
+import { createBinanceReplay, type BinanceReplay } from '../../dev/binance-replay/server';
+import { REPO_ROOT } from '../../dev/fly-local/processes';
+import { dataDir } from '../../machine-runtime/test-support/data';
+import { createMachineStack, TEST_JWT_SECRET, type MachineStack } from '../../test/machine-stack';
+import { connectToTestServer, uniqueId } from '../../test/temporal';
+import type { SubscriptionTier } from '../../store/types';
+import { createMachineWorker, workflowsPath } from '../../worker/create-worker';
+import { machineWorkflowId, type MachineStatus } from '../../workflows/contract';
+import { createApp } from '../app';
+import { mintAccessToken } from '../auth';
+import { loadApiConfig, type ApiConfig } from '../config';
+
+export const TEST_WEBHOOK_SECRET = 'whsec-test-secret-0123456789';
+/** An image name fly-local maps to the REAL machine runtime (machine-runtime/main.ts). */
+export const REAL_RUNTIME_IMAGE = 'registry.fly.io/cloud-execution-runtime:api-test';
+
+const quiet = { info() {}, warn() {}, error() {}, debug() {}, trace() {}, log() {} };
+
+export interface ApiStackOptions {
+  /** Machines run the real runtime (with /ws), fed by binance-replay when recorded data exists. */
+  realRuntime?: boolean;
+  /** Extra API environment (on top of fast lifecycle settings and the test secrets). */
+  env?: Record<string, string>;
+}
+
+/**
+ * Everything real for API tests, one per test file: the run's Temporal dev server, this file's own
+ * Postgres database, fly-local with machines as real processes, a machine worker on a unique task
+ * queue, and the API listening on a free port.
+ */
+export async function createApiStack(opts: ApiStackOptions = {}) {
+  const server = await connectToTestServer();
+  const stack: MachineStack = await createMachineStack();
+  const taskQueue = uniqueId('api-machines');
+  const users: string[] = [];
+
+  let replay: BinanceReplay | undefined;
+  let activities = stack.activities;
+  if (opts.realRuntime) {
+    if (existsSync(dataDir))
+      replay = await createBinanceReplay({
+        dataDir,
+        speed: 60, // one 1m candle closes every second
+        startTime: Date.parse('2024-10-03T00:00:00Z'), // two days into the recording: REST has warm-up history
+        symbols: ['BTCUSDT'],
+      });
+    stack.flyLocal.registerImage(REAL_RUNTIME_IMAGE, {
+      command: process.execPath,
+      args: ['--import', 'tsx', 'machine-runtime/main.ts'],
+      cwd: REPO_ROOT,
+      env: { HOST: '127.0.0.1', LOG_LEVEL: 'warn', TRADER_POLL_SECONDS: '2' },
+    });
+    activities = createActivities({
+      fly: stack.fly,
+      store: stack.db.store,
+      image: REAL_RUNTIME_IMAGE,
+      jwtSecret: TEST_JWT_SECRET,
+      runtimeEnv: {
+        // Without recorded data the runtime has no traders to feed: it idles (healthy) and still streams.
+        BINANCE_WS_URL: replay?.wsUrl ?? 'ws://127.0.0.1:9',
+        BINANCE_REST_URL: replay?.restUrl ?? 'http://127.0.0.1:9',
+        DATABASE_URL: stack.db.url,
+      },
+      credentialTtlSeconds: 3600,
+    });
+  }
+
+  const worker: Worker = await createMachineWorker({
+    connection: server.nativeConnection,
+    taskQueue,
+    activities,
+    workflowBundle: await bundleWorkflowCode({ workflowsPath, logger: quiet }),
+  });
+  const running = worker.run();
+
+  const config: ApiConfig = loadApiConfig({
+    SUPABASE_JWT_SECRET: TEST_JWT_SECRET,
+    WEBHOOK_SECRET: TEST_WEBHOOK_SECRET,
+    DATABASE_URL: stack.db.url,
+    MACHINE_RENEWAL_INTERVAL: '1 hour',
+    MACHINE_START_DEADLINE_SECONDS: '30',
+    MACHINE_HEALTH_DEADLINE_SECONDS: '60',
+    MACHINE_MAX_RESTARTS: '1',
+    ...opts.env,
+  });
+  const apps: FastifyInstance[] = [];
+
+  /** Another API instance on the same stack (e.g. with a different environment). */
+  async function startApp(env: Record<string, string> = {}) {
+    const app = await createApp({
+      config: loadApiConfig({ ...configEnv(config), ...env }),
+      temporal: server.client,
+      store: stack.db.store,
+      fly: stack.fly,
+      taskQueue,
+    });
+    await app.listen({ port: 0, host: '127.0.0.1' });
+    apps.push(app);
+    const port = (app.server.address() as AddressInfo).port;
+    return { app, url: `http://127.0.0.1:${port}`, wsUrl: `ws://127.0.0.1:${port}` };
+  }
+  const main = await startApp();
+
+  const api = {
+    ...main,
+    server,
+    stack,
+    replay,
+    taskQueue,
+    config,
+    startApp,
+
+    async createUser(tier: SubscriptionTier = 'elite') {
+      const id = await stack.db.createUser(tier);
+      users.push(id);
+      return id;
+    },
+
+    token: (userId: string, o: { ttlSeconds?: number; audience?: string; secret?: string } = {}) =>
+      mintAccessToken({
+        jwtSecret: o.secret ?? TEST_JWT_SECRET,
+        userId,
+        ttlSeconds: o.ttlSeconds,
+        audience: o.audience,
+      }),
+
+    /** fetch against the API with a bearer token and a JSON body. */
+    async call(
+      method: string,
+      path: string,
+      o: { token?: string; body?: unknown; rawBody?: string; headers?: Record<string, string>; base?: string } = {},
+    ) {
+      const headers: Record<string, string> = { ...o.headers };
+      if (o.token) headers.authorization = `Bearer ${o.token}`;
+      let body: string | undefined = o.rawBody;
+      if (o.body !== undefined) body = JSON.stringify(o.body);
+      if (body !== undefined) headers['content-type'] ??= 'application/json';
+      const res = await fetch(`${o.base ?? main.url}${path}`, { method, headers, body });
+      const text = await res.text();
+      let json: unknown;
+      try {
+        json = text ? JSON.parse(text) : undefined;
+      } catch {
+        json = undefined;
+      }
+      return { status: res.status, headers: res.headers, json: json as Record<string, unknown>, text };
+    },
+
+    /** Polls GET /v1/machines/me until `predicate` holds. */
+    async waitForStatus(token: string, predicate: (s: MachineStatus) => boolean, timeoutMs = 60_000) {
+      const deadline = Date.now() + timeoutMs;
+      let last: unknown;
+      while (Date.now() < deadline) {
+        const res = await api.call('GET', '/v1/machines/me', { token });
+        last = res.json;
+        if (res.status === 200 && predicate(res.json as unknown as MachineStatus))
+          return res.json as unknown as MachineStatus & { source: string; workflowId: string };
+        await new Promise((r) => setTimeout(r, 150));
+      }
+      throw new Error(`status never matched; last ${JSON.stringify(last)}`);
+    },
+
+    async close() {
+      for (const app of apps) await app.close();
+      // Leave nothing running on the shared dev server: every user's workflow of this file ends here.
+      await Promise.all(
+        users.map(async (userId) => {
+          try {
+            await server.client.workflow.getHandle(machineWorkflowId(userId)).terminate('test finished');
+          } catch (err) {
+            if (!(err instanceof WorkflowNotFoundError)) throw err;
+          }
+        }),
+      );
+      worker.shutdown();
+      await running;
+      await stack.close();
+      await replay?.close();
+      await server.close();
+    },
+  };
+  return api;
+}
+export type ApiStack = Awaited<ReturnType<typeof createApiStack>>;
+
+/** The config back as environment strings, so an override goes through the same parser. */
+function configEnv(config: ApiConfig): Record<string, string> {
+  return Object.fromEntries(
+    Object.entries(config)
+      .filter(([, v]) => v !== undefined)
+      .map(([k, v]) => [k, Array.isArray(v) ? v.join(',') : String(v)]),
+  );
+}

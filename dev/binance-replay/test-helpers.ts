@@ -1,0 +1,160 @@
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import WebSocket from 'ws';
+import { resolveDataDir } from './candles';
+
+/** Shared by the replay's tests. The recorded data is third-party and may be absent (DESIGN §7). */
+export const DATA_DIR = resolveDataDir(process.env.BINANCE_DATA_DIR || '../shared/data/binance');
+
+/** False (with a plain warning naming the test) when the recorded data is absent: the caller returns early. */
+export function haveData(testName: string): boolean {
+  if (existsSync(DATA_DIR)) return true;
+  console.warn(
+    `SKIPPED "${testName}": the recorded Binance data is absent (${DATA_DIR}); ` +
+      'set BINANCE_DATA_DIR to a folder of recorded CSVs to run it.',
+  );
+  return false;
+}
+
+export interface CsvRow {
+  open: number;
+  high: number;
+  low: number;
+  close: number;
+  volume: number;
+}
+
+/** The recorded CSV parsed independently of the code under test: open time (ms) → row. */
+export function readCsv(symbol: string, interval: string): Map<number, CsvRow> {
+  const file = readdirSync(DATA_DIR).find((f) => f.startsWith(`${symbol}-${interval}-`) && f.endsWith('.csv'));
+  if (!file) throw new Error(`no ${symbol} ${interval} file in ${DATA_DIR}`);
+  const rows = new Map<number, CsvRow>();
+  const lines = readFileSync(path.join(DATA_DIR, file), 'utf8').trim().split('\n').slice(1);
+  for (const line of lines) {
+    const [ts, o, h, l, c, v] = line.split(',');
+    const t = /^\d+$/.test(ts ?? '') ? Number(ts) / 1000 : Date.parse(`${(ts ?? '').replace(' ', 'T')}Z`);
+    rows.set(t, { open: Number(o), high: Number(h), low: Number(l), close: Number(c), volume: Number(v) });
+  }
+  return rows;
+}
+
+export interface KlineMsg {
+  stream?: string;
+  data: {
+    e: string;
+    E: number;
+    s: string;
+    k: {
+      t: number;
+      T: number;
+      s: string;
+      i: string;
+      f: number;
+      L: number;
+      o: string;
+      c: string;
+      h: string;
+      l: string;
+      v: string;
+      n: number;
+      x: boolean;
+      q: string;
+      V: string;
+      Q: string;
+      B: string;
+    };
+  };
+}
+
+/** A `ws` client that records every frame (capped) and lets a test wait for one matching a predicate. */
+export class Client {
+  readonly ws: WebSocket;
+  readonly frames: string[] = [];
+  readonly times: number[] = [];
+  /** Frames parsed on arrival (undefined for malformed ones), so predicates stay cheap. */
+  readonly parsed: unknown[] = [];
+  closed?: { code: number; reason: string };
+  private waiters: (() => void)[] = [];
+
+  constructor(
+    url: string,
+    options?: WebSocket.ClientOptions,
+    private readonly cap = 5000,
+  ) {
+    this.ws = new WebSocket(url, options);
+    this.ws.on('message', (d) => {
+      if (this.frames.length < this.cap) {
+        const text = String(d);
+        this.frames.push(text);
+        this.times.push(Date.now());
+        try {
+          this.parsed.push(JSON.parse(text));
+        } catch {
+          this.parsed.push(undefined);
+        }
+      }
+      this.wake();
+    });
+    this.ws.on('close', (code, reason) => {
+      this.closed = { code, reason: reason.toString() };
+      this.wake();
+    });
+    this.ws.on('error', () => undefined); // surfaced through `closed`
+  }
+
+  private wake(): void {
+    const w = this.waiters;
+    this.waiters = [];
+    w.forEach((f) => f());
+  }
+
+  opened(): Promise<void> {
+    if (this.ws.readyState === WebSocket.OPEN) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      this.ws.once('open', () => resolve());
+      this.ws.once('error', reject);
+    });
+  }
+
+  /** Resolves when `done()` holds (checked on every frame and on close), or rejects after `ms`. */
+  until(done: () => boolean, ms = 10_000, what = 'condition'): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), ms);
+      const check = () => {
+        if (done()) {
+          clearTimeout(timer);
+          resolve();
+        } else this.waiters.push(check);
+      };
+      check();
+    });
+  }
+
+  untilClosed(ms = 10_000): Promise<{ code: number; reason: string }> {
+    return this.until(() => this.closed !== undefined, ms, 'close').then(
+      () => this.closed as { code: number; reason: string },
+    );
+  }
+
+  json(): unknown[] {
+    return this.parsed;
+  }
+
+  klines(): KlineMsg[] {
+    return this.parsed.filter((m): m is KlineMsg => {
+      const x = m as { data?: { e?: string }; e?: string } | undefined;
+      return x?.data?.e === 'kline';
+    });
+  }
+
+  send(body: unknown): void {
+    this.ws.send(JSON.stringify(body));
+  }
+
+  close(): void {
+    this.ws.terminate();
+  }
+}
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+export const T0 = Date.parse('2024-10-01T03:00:00Z');

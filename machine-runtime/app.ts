@@ -1,0 +1,358 @@
+import websocket from '@fastify/websocket';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import WebSocket from 'ws';
+import { z } from 'zod';
+import type { UserStore } from '../store/types';
+import {
+  bearerFrom,
+  checkHandedUserToken,
+  createTokenVerifier,
+  safeEqual,
+  unverifiedExpiry,
+  type TokenVerifier,
+} from './auth';
+import { intervalMs, parseStreamKey, type Candle } from './candles';
+import { TraderEngine } from './engine';
+import { BinanceFeed, type FeedOptions } from './feed';
+import { createGeminiAnnotator, type Annotator } from './gemini';
+import { backoffMs, type Log } from './log';
+import { createMetrics, type RuntimeMetrics } from './metrics';
+import { SignalSink, type SignalMessage } from './signals';
+
+export interface RuntimeDeps {
+  config: {
+    userId: string;
+    userToken: string;
+    binanceWsUrl: string;
+    binanceRestUrl: string;
+    tokenVerifySecret?: string;
+    supabaseUrl?: string;
+    controlToken?: string;
+    geminiApiKey?: string;
+    geminiModel?: string;
+    geminiTimeoutMs?: number;
+    traderPollSeconds?: number;
+  };
+  store: UserStore;
+  log: Log;
+  /** Market time in ms; defaults to Date.now (the replay's clock in tests). */
+  clock?: () => number;
+  /** Overrides the verifier built from the config. */
+  verifyToken?: TokenVerifier;
+  /** Overrides the Gemini annotator built from `geminiApiKey`. */
+  annotate?: Annotator;
+  metrics?: RuntimeMetrics;
+  options?: {
+    feed?: Partial<Omit<FeedOptions, 'onClosed' | 'log' | 'metrics' | 'clock' | 'wsUrl' | 'restUrl'>>;
+    candleCapacity?: number;
+    signalQueueLimit?: number;
+    storeRetryBaseMs?: number;
+    storeRetryMaxMs?: number;
+    /** A browser socket with more than this many bytes unsent is dropped. */
+    wsMaxBufferedBytes?: number;
+    metricsIntervalMs?: number;
+    /** How old the last evaluation may be before /health fails; default 2 × shortest interval + 60 s. */
+    evaluationStaleMs?: number;
+  };
+}
+
+export type Runtime = Awaited<ReturnType<typeof createRuntime>>;
+
+const credentialsBody = z.object({ token: z.string().min(1) });
+
+/** Builds the runtime (routes, feed, engine, sink) from its dependencies; `start()` sets it working. */
+export async function createRuntime(deps: RuntimeDeps) {
+  const { config, store, log } = deps;
+  const clock = deps.clock ?? Date.now;
+  const metrics = deps.metrics ?? createMetrics();
+  const opts = deps.options ?? {};
+  const verify =
+    deps.verifyToken ??
+    createTokenVerifier({ userId: config.userId, secret: config.tokenVerifySecret, supabaseUrl: config.supabaseUrl });
+  const annotate =
+    deps.annotate ??
+    (config.geminiApiKey
+      ? createGeminiAnnotator({
+          apiKey: config.geminiApiKey,
+          model: config.geminiModel,
+          timeoutMs: config.geminiTimeoutMs,
+        })
+      : undefined);
+  const maxBuffered = opts.wsMaxBufferedBytes ?? 1 << 20;
+  const startedAt = Date.now();
+
+  let accessToken = config.userToken;
+  let tokenExpiresAt = unverifiedExpiry(accessToken);
+  const clients = new Set<WebSocket>();
+
+  const send = (ws: WebSocket, text: string) => {
+    if (ws.readyState !== WebSocket.OPEN) return;
+    // A browser that cannot keep up is dropped rather than buffered without bound.
+    if (ws.bufferedAmount > maxBuffered) {
+      metrics.wsDropped.inc();
+      ws.terminate();
+      clients.delete(ws);
+      metrics.wsClients.set(clients.size);
+      return;
+    }
+    ws.send(text);
+  };
+  const broadcast = (msg: Record<string, unknown>) => {
+    if (clients.size === 0) return;
+    const text = JSON.stringify(msg);
+    for (const ws of clients) send(ws, text);
+  };
+
+  const sink = new SignalSink({
+    store,
+    log,
+    metrics,
+    annotate,
+    annotateTimeoutMs: (config.geminiTimeoutMs ?? 4_000) + 500,
+    queueLimit: opts.signalQueueLimit,
+    retryBaseMs: opts.storeRetryBaseMs,
+    retryMaxMs: opts.storeRetryMaxMs,
+    broadcast: (signal: SignalMessage) => broadcast({ type: 'signal', signal }),
+  });
+  const engine = new TraderEngine({
+    candleCapacity: opts.candleCapacity,
+    onFire: (f) => sink.submit(f),
+    onCandle: (candle: Candle, evaluated) => {
+      if (evaluated) broadcast({ type: 'candle', candle });
+    },
+  });
+  const feed = new BinanceFeed({
+    ...opts.feed,
+    wsUrl: config.binanceWsUrl,
+    restUrl: config.binanceRestUrl,
+    clock,
+    log,
+    metrics,
+    onClosed: (candles, source) => {
+      engine.onClosed(candles, source !== 'warmup');
+      metrics.evaluations.inc(candles.length * Math.max(1, engine.traderCount()));
+    },
+  });
+
+  // Trader (re)loading: serialised; a failure keeps the old traders and retries with backoff.
+  let tradersLoadedAt = 0;
+  let tradersError: string | null = null;
+  let invalidTraders: { id: string; name: string; error: string }[] = [];
+  let reloading: Promise<void> | null = null;
+  let reloadAgain = false;
+  let reloadFailures = 0;
+  let stopped = false;
+  const timers: NodeJS.Timeout[] = [];
+
+  const loadOnce = async () => {
+    try {
+      const rows = await store.listTraders({ enabledOnly: true });
+      const result = engine.setTraders(rows);
+      invalidTraders = result.invalid;
+      if (result.invalid.length) log.warn({ invalid: result.invalid }, 'some traders were refused');
+      feed.setStreams(engine.streams());
+      metrics.traders.set(result.loaded);
+      tradersLoadedAt = Date.now();
+      tradersError = null;
+      reloadFailures = 0;
+      broadcast({ type: 'state', state: health() });
+    } catch (err) {
+      metrics.storeErrors.inc({ op: 'listTraders' });
+      tradersError = err instanceof Error ? err.message : String(err);
+      log.warn({ err }, 'loading traders failed; will retry');
+      const retry = setTimeout(() => void reloadTraders(), backoffMs(reloadFailures++, 1_000, 30_000));
+      retry.unref();
+      timers.push(retry);
+    }
+  };
+  const reloadTraders = (): Promise<void> => {
+    if (stopped) return Promise.resolve();
+    if (reloading) {
+      reloadAgain = true;
+      return reloading;
+    }
+    reloading = (async () => {
+      do {
+        reloadAgain = false;
+        await loadOnce();
+      } while (reloadAgain && !stopped);
+    })().finally(() => {
+      reloading = null;
+    });
+    return reloading;
+  };
+
+  function health() {
+    const reasons: string[] = [];
+    const fs = feed.status();
+    const streams = engine.streams();
+    if (!tradersLoadedAt) reasons.push(`traders not loaded${tradersError ? `: ${tradersError}` : ''}`);
+    else if (tradersError) reasons.push(`trader reload failing: ${tradersError}`);
+    if (streams.length > 0) {
+      if (!fs.connected) reasons.push(`feed disconnected (${fs.connectedShards}/${fs.shards} connections)`);
+      if (fs.warmingUp > 0) reasons.push(`warming up ${fs.warmingUp} streams`);
+      const shortest = Math.min(...streams.map((k) => intervalMs(parseStreamKey(k).interval)));
+      const staleMs = opts.evaluationStaleMs ?? 2 * shortest + 60_000;
+      const age = Date.now() - engine.stats.lastEvaluationAt;
+      if (fs.warmingUp === 0 && age > staleMs) reasons.push(`no evaluation for ${Math.round(age / 1000)} s`);
+    }
+    if (sink.storeFailing) reasons.push(`store unreachable: ${sink.lastStoreError?.message ?? ''}`);
+    if (tokenExpiresAt !== undefined && tokenExpiresAt < Date.now()) reasons.push('user token expired');
+    return {
+      ok: reasons.length === 0,
+      reasons,
+      idle: streams.length === 0,
+      userId: config.userId,
+      uptimeSeconds: Math.round((Date.now() - startedAt) / 1000),
+      feed: fs,
+      traders: engine.traderCount(),
+      invalidTraders,
+      streams: streams.length,
+      lastEvaluationAt: engine.stats.lastEvaluationAt ? new Date(engine.stats.lastEvaluationAt).toISOString() : null,
+      candlesProcessed: engine.stats.candles,
+      signalsFired: engine.stats.firings,
+      signalQueue: sink.queued,
+      wsClients: clients.size,
+      tokenExpiresAt: tokenExpiresAt ? new Date(tokenExpiresAt).toISOString() : null,
+    };
+  }
+
+  const app: FastifyInstance = Fastify({ logger: false, bodyLimit: 64 * 1024 });
+  app.setErrorHandler((err: Error & { statusCode?: number }, req, reply) => {
+    const status = err.statusCode && err.statusCode < 500 ? err.statusCode : 500;
+    if (status >= 500) log.error({ err, url: req.url }, 'request failed');
+    void reply
+      .code(status)
+      .type('application/problem+json')
+      .send({
+        type: 'about:blank',
+        title: status >= 500 ? 'Internal Server Error' : 'Bad Request',
+        status,
+        detail: status >= 500 ? 'internal error' : err.message,
+      });
+  });
+  const problem = (reply: FastifyReply, status: number, detail: string) =>
+    reply
+      .code(status)
+      .type('application/problem+json')
+      .send({ type: 'about:blank', title: 'Unauthorized', status, detail });
+
+  await app.register(websocket, {
+    options: {
+      maxPayload: 4 * 1024,
+      // Browsers send the token as a subprotocol; we answer with `bearer`, never echo the token.
+      handleProtocols: (protocols: Set<string>) => (protocols.has('bearer') ? 'bearer' : false),
+    },
+  });
+
+  const authenticate = async (req: FastifyRequest, reply: FastifyReply, allowControlToken: boolean) => {
+    const token = bearerFrom(req.headers);
+    if (!token) return problem(reply, 401, 'missing bearer token');
+    if (allowControlToken && config.controlToken && safeEqual(token, config.controlToken)) return;
+    const check = await verify(token);
+    if (!check.ok) return problem(reply, 401, `token refused: ${check.reason}`);
+  };
+
+  app.get('/health', async (_req, reply) => {
+    const h = health();
+    return reply.code(h.ok ? 200 : 503).send(h);
+  });
+  app.get('/metrics', async (_req, reply) => {
+    return reply.type(metrics.registry.contentType).send(await metrics.registry.metrics());
+  });
+  app.post('/control/reload', { preHandler: (req, reply) => authenticate(req, reply, true) }, async () => {
+    await reloadTraders();
+    return { ok: tradersError === null, traders: engine.traderCount(), invalidTraders, error: tradersError };
+  });
+  app.post(
+    '/control/credentials',
+    { preHandler: (req, reply) => authenticate(req, reply, true) },
+    async (req, reply) => {
+      const body = credentialsBody.safeParse(req.body);
+      if (!body.success) return problem(reply.code(400), 400, 'body must be { "token": "<jwt>" }');
+      const check = checkHandedUserToken(body.data.token, config.userId, clock());
+      if (!check.ok)
+        return reply
+          .code(400)
+          .type('application/problem+json')
+          .send({
+            type: 'about:blank',
+            title: 'Bad Request',
+            status: 400,
+            detail: `new token refused: ${check.reason}`,
+          });
+      accessToken = body.data.token;
+      tokenExpiresAt = check.expiresAt;
+      log.info({ expiresAt: new Date(check.expiresAt).toISOString() }, 'user token renewed');
+      return { ok: true, expiresAt: new Date(check.expiresAt).toISOString() };
+    },
+  );
+  app.get('/ws', { websocket: true, preValidation: (req, reply) => authenticate(req, reply, false) }, (socket) => {
+    clients.add(socket);
+    metrics.wsClients.set(clients.size);
+    socket.on('close', () => {
+      clients.delete(socket);
+      metrics.wsClients.set(clients.size);
+    });
+    socket.on('error', () => socket.terminate());
+    send(
+      socket,
+      JSON.stringify({
+        type: 'hello',
+        userId: config.userId,
+        serverTime: new Date().toISOString(),
+        traders: engine.streams().length,
+        streams: engine.streams(),
+      }),
+    );
+    send(socket, JSON.stringify({ type: 'state', state: health() }));
+  });
+
+  const metricsMessage = () => ({
+    type: 'metrics',
+    at: new Date().toISOString(),
+    feedMessages: feed.status().messages,
+    malformed: feed.status().malformed,
+    reconnects: feed.status().reconnects,
+    candlesProcessed: engine.stats.candles,
+    evaluations: engine.stats.evaluations,
+    signalsFired: engine.stats.firings,
+    signalQueue: sink.queued,
+    heapUsedBytes: process.memoryUsage().heapUsed,
+  });
+
+  return {
+    app,
+    engine,
+    feed,
+    sink,
+    metrics,
+    health,
+    reloadTraders,
+    /** The current user token, renewed through /control/credentials (the store reads it per call). */
+    getAccessToken: () => accessToken,
+    clientCount: () => clients.size,
+    async start(): Promise<void> {
+      await reloadTraders();
+      const poll = setInterval(() => void reloadTraders(), (config.traderPollSeconds ?? 30) * 1000);
+      const tick = setInterval(() => {
+        if (clients.size === 0) return;
+        broadcast(metricsMessage());
+        broadcast({ type: 'state', state: health() });
+      }, opts.metricsIntervalMs ?? 5_000);
+      for (const t of [poll, tick]) {
+        t.unref();
+        timers.push(t);
+      }
+    },
+    async stop(): Promise<void> {
+      stopped = true;
+      for (const t of timers) clearTimeout(t);
+      await feed.stop();
+      await sink.flush(2_000);
+      sink.stop();
+      for (const ws of clients) ws.close(1001, 'runtime stopping');
+      await app.close();
+    },
+  };
+}

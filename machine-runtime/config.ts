@@ -1,0 +1,47 @@
+import { z } from 'zod';
+import { ConfigError, parseEnv, pickEnv } from '../common/config';
+
+export const runtimeEnv = {
+  ...pickEnv(
+    'DATABASE_URL',
+    'SUPABASE_URL',
+    'SUPABASE_ANON_KEY',
+    'BINANCE_WS_URL',
+    'BINANCE_REST_URL',
+    'GEMINI_API_KEY',
+    'PORT',
+  ),
+  USER_ID: z.uuid({ message: 'must be the user id (a UUID)' }),
+  /** The short-lived user JWT minted by the worker (role authenticated, sub = USER_ID). */
+  USER_TOKEN: z.string().regex(/^[\w-]+\.[\w-]+\.[\w-]+$/, 'must be a JWT'),
+  /** HS256 key that signs user tokens (local mode); without it tokens are checked with SUPABASE_URL's JWKS. */
+  TOKEN_VERIFY_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
+  /** Optional static secret the worker may use for /control/* instead of a user token. */
+  CONTROL_TOKEN: z.string().min(32, 'must be at least 32 characters').optional(),
+  HOST: z.string().min(1).default('::'),
+  TRADER_POLL_SECONDS: z.coerce.number().int().min(1).max(3600).default(30),
+  GEMINI_MODEL: z.string().min(1).default('gemini-2.5-flash'),
+  GEMINI_TIMEOUT_MS: z.coerce.number().int().min(100).max(60_000).default(4_000),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+};
+export type RuntimeConfig = ReturnType<typeof loadConfig>;
+
+/** Validates the environment; a ConfigError names every bad or missing variable. */
+export function loadConfig(env: Record<string, string | undefined> = process.env) {
+  const config = parseEnv(runtimeEnv, env);
+  const issues: { variable: string; message: string }[] = [];
+  if (!config.TOKEN_VERIFY_SECRET && !config.SUPABASE_URL) {
+    issues.push({
+      variable: 'TOKEN_VERIFY_SECRET',
+      message: 'required unless SUPABASE_URL is set (its JWKS verifies tokens)',
+    });
+  }
+  if (!config.DATABASE_URL && !(config.SUPABASE_URL && config.SUPABASE_ANON_KEY)) {
+    issues.push({
+      variable: config.SUPABASE_URL ? 'SUPABASE_ANON_KEY' : 'DATABASE_URL',
+      message: 'a store is required: DATABASE_URL, or SUPABASE_URL with SUPABASE_ANON_KEY',
+    });
+  }
+  if (issues.length) throw new ConfigError(issues);
+  return config;
+}

@@ -1,0 +1,114 @@
+import pino from 'pino';
+import { ConfigError } from '../common/config';
+import { openUserStore } from '../store/index';
+import type { UserStore } from '../store/types';
+import { createRuntime, type Runtime } from './app';
+import { loadConfig } from './config';
+import { createMetrics } from './metrics';
+
+/**
+ * The process: config, store, listen, graceful shutdown. An unreachable store or feed never
+ * exits the process (the machine would crash-loop); /health reports it instead.
+ */
+async function main(): Promise<void> {
+  let config: ReturnType<typeof loadConfig>;
+  try {
+    config = loadConfig();
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      console.error(err.message);
+      process.exit(78); // EX_CONFIG: a bad environment will not fix itself by restarting
+    }
+    throw err;
+  }
+  const log = pino({ level: config.LOG_LEVEL, base: { service: 'machine-runtime', userId: config.USER_ID } });
+
+  // The store is built before the runtime but reads the token the runtime holds (renewals included).
+  const ref: { runtime?: Runtime } = {};
+  const store = lazyStore(config.USER_ID, () =>
+    openUserStore({
+      userId: config.USER_ID,
+      // Read per request, so a token renewed through /control/credentials takes effect at once.
+      accessToken: () => ref.runtime?.getAccessToken() ?? config.USER_TOKEN,
+      databaseUrl: config.DATABASE_URL,
+      supabaseUrl: config.SUPABASE_URL,
+      supabaseAnonKey: config.SUPABASE_ANON_KEY,
+    }),
+  );
+
+  const runtime = await createRuntime({
+    config: {
+      userId: config.USER_ID,
+      userToken: config.USER_TOKEN,
+      binanceWsUrl: config.BINANCE_WS_URL,
+      binanceRestUrl: config.BINANCE_REST_URL,
+      tokenVerifySecret: config.TOKEN_VERIFY_SECRET,
+      supabaseUrl: config.SUPABASE_URL,
+      controlToken: config.CONTROL_TOKEN,
+      geminiApiKey: config.GEMINI_API_KEY,
+      geminiModel: config.GEMINI_MODEL,
+      geminiTimeoutMs: config.GEMINI_TIMEOUT_MS,
+      traderPollSeconds: config.TRADER_POLL_SECONDS,
+    },
+    store,
+    log,
+    metrics: createMetrics({ defaultMetrics: true }),
+  });
+
+  ref.runtime = runtime;
+  await runtime.app.listen({ port: config.PORT, host: config.HOST });
+  log.info({ port: config.PORT }, 'machine runtime listening');
+  await runtime.start();
+
+  let stopping = false;
+  const shutdown = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'shutting down');
+    const force = setTimeout(() => process.exit(1), 10_000);
+    force.unref();
+    runtime
+      .stop()
+      .then(() => store.close())
+      .then(() => process.exit(0))
+      .catch((err: unknown) => {
+        log.error({ err }, 'shutdown failed');
+        process.exit(1);
+      });
+  };
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
+  process.on('unhandledRejection', (err) => log.error({ err }, 'unhandled rejection'));
+}
+
+/** Opens the real store on first use and again after a failed open, so boot never depends on it. */
+function lazyStore(
+  userId: string,
+  open: () => Promise<UserStore & { close(): Promise<void> }>,
+): UserStore & { close(): Promise<void> } {
+  let opening: Promise<UserStore & { close(): Promise<void> }> | undefined;
+  const get = () => {
+    opening ??= open().catch((err: unknown) => {
+      opening = undefined;
+      throw err;
+    });
+    return opening;
+  };
+  return {
+    userId,
+    listTraders: async (o) => (await get()).listTraders(o),
+    insertSignal: async (s) => (await get()).insertSignal(s),
+    listSignals: async (o) => (await get()).listSignals(o),
+    getMachine: async () => (await get()).getMachine(),
+    close: async () => {
+      // A store that never opened has nothing to close; its open error was already reported.
+      const opened = await opening?.catch(() => undefined);
+      await opened?.close();
+    },
+  };
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exit(1);
+});

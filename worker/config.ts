@@ -1,0 +1,65 @@
+import { z } from 'zod';
+import { contractEnv, parseEnv } from '../common/config';
+
+/** The worker's environment: the contract's variables plus a few worker knobs, validated at start-up. */
+export const workerEnvShape = {
+  TEMPORAL_ADDRESS: contractEnv.TEMPORAL_ADDRESS,
+  TEMPORAL_NAMESPACE: contractEnv.TEMPORAL_NAMESPACE,
+  TEMPORAL_TASK_QUEUE: contractEnv.TEMPORAL_TASK_QUEUE,
+  TEMPORAL_API_KEY: contractEnv.TEMPORAL_API_KEY,
+  TEMPORAL_TLS_CERT_PATH: contractEnv.TEMPORAL_TLS_CERT_PATH,
+  TEMPORAL_TLS_KEY_PATH: contractEnv.TEMPORAL_TLS_KEY_PATH,
+  FLY_API_URL: contractEnv.FLY_API_URL,
+  FLY_API_TOKEN: contractEnv.FLY_API_TOKEN,
+  FLY_APP: contractEnv.FLY_APP,
+  FLY_MACHINE_IMAGE: contractEnv.FLY_MACHINE_IMAGE,
+  DATABASE_URL: contractEnv.DATABASE_URL,
+  SUPABASE_URL: contractEnv.SUPABASE_URL,
+  SUPABASE_SERVICE_KEY: contractEnv.SUPABASE_SERVICE_KEY,
+  SUPABASE_ANON_KEY: contractEnv.SUPABASE_ANON_KEY,
+  SUPABASE_JWT_SECRET: contractEnv.SUPABASE_JWT_SECRET.unwrap(),
+  BINANCE_WS_URL: contractEnv.BINANCE_WS_URL,
+  BINANCE_REST_URL: contractEnv.BINANCE_REST_URL,
+  GEMINI_API_KEY: contractEnv.GEMINI_API_KEY,
+  /** Only for a store the machines may reach as their user (local mode); default: DATABASE_URL when it is on this host. */
+  MACHINE_DATABASE_URL: contractEnv.DATABASE_URL,
+  WORKER_MAX_CACHED_WORKFLOWS: z.coerce.number().int().min(0).default(1000),
+  WORKER_MAX_CONCURRENT_ACTIVITIES: z.coerce.number().int().positive().default(200),
+  /** A prebuilt workflow bundle (npm run build:bundle); default: bundle at start-up. */
+  WORKFLOW_BUNDLE_PATH: z.string().min(1).optional(),
+  CREDENTIAL_TTL_SECONDS: z.coerce
+    .number()
+    .int()
+    .min(300)
+    .default(24 * 3600),
+};
+export type WorkerConfig = z.infer<z.ZodObject<typeof workerEnvShape>>;
+
+export function loadWorkerConfig(env: Record<string, string | undefined> = process.env): WorkerConfig {
+  return parseEnv(workerEnvShape, env);
+}
+
+const isLocalUrl = (url: string) => /^[a-z]+:\/\/([^@/]*@)?(127\.|localhost|\[::1\])/.test(url);
+
+/**
+ * What every machine's runtime is configured with. Never the service key or the JWT secret: the
+ * machine reaches the store as its user (Supabase REST + anon key + its own token), or in local mode
+ * through a Postgres on this host.
+ */
+export function runtimeEnvFor(config: WorkerConfig): Record<string, string> {
+  const env: Record<string, string> = {
+    BINANCE_WS_URL: config.BINANCE_WS_URL,
+    BINANCE_REST_URL: config.BINANCE_REST_URL,
+  };
+  if (config.SUPABASE_URL && config.SUPABASE_ANON_KEY) {
+    env.SUPABASE_URL = config.SUPABASE_URL;
+    env.SUPABASE_ANON_KEY = config.SUPABASE_ANON_KEY;
+  } else {
+    const local =
+      config.MACHINE_DATABASE_URL ??
+      (config.DATABASE_URL && isLocalUrl(config.DATABASE_URL) ? config.DATABASE_URL : undefined);
+    if (local) env.DATABASE_URL = local;
+  }
+  if (config.GEMINI_API_KEY) env.GEMINI_API_KEY = config.GEMINI_API_KEY;
+  return env;
+}

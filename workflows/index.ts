@@ -1,0 +1,1 @@
+export { machineLifecycle } from './machine-lifecycle';

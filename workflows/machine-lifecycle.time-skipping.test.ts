@@ -1,0 +1,200 @@
+import type { WorkflowHandle } from '@temporalio/client';
+import type { temporal } from '@temporalio/proto';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { bundleWorkflowCode, type Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { createMachineWorker, workflowsPath } from '../worker/create-worker';
+import { createMachineStack, liveMachinesOf, type MachineStack } from '../test/machine-stack';
+import { createTimeSkippingEnv, uniqueId } from '../test/temporal';
+import { machineLifecycle } from './machine-lifecycle';
+import {
+  machineWorkflowId,
+  paymentFailedSignal,
+  paymentRecoveredSignal,
+  statusQuery,
+  tierChangedSignal,
+  type LifecycleSettings,
+  type MachineStatus,
+} from './contract';
+
+jest.setTimeout(180_000);
+
+const DAY = 24 * 3600 * 1000;
+const quietBundler = { info() {}, warn() {}, error() {}, debug() {}, trace() {}, log() {} };
+
+/**
+ * Days and months of workflow time on the time-skipping test server; the activities still create
+ * and probe real machine processes through fly-local.
+ */
+describe('machineLifecycle over simulated days (time-skipping server)', () => {
+  let env: TestWorkflowEnvironment;
+  let stack: MachineStack;
+  let bundle: WorkflowBundleWithSourceMap;
+
+  beforeAll(async () => {
+    env = await createTimeSkippingEnv();
+    stack = await createMachineStack();
+    bundle = await bundleWorkflowCode({ workflowsPath, logger: quietBundler });
+  });
+  afterAll(async () => {
+    await stack?.close();
+    await env?.teardown();
+  });
+
+  async function withWorker<T>(fn: (taskQueue: string) => Promise<T>): Promise<T> {
+    const taskQueue = uniqueId('ts');
+    const worker: Worker = await createMachineWorker({
+      connection: env.nativeConnection,
+      taskQueue,
+      activities: stack.activities,
+      workflowBundle: bundle,
+    });
+    return worker.runUntil(fn(taskQueue));
+  }
+
+  /** Cancel (as from the UI) and wait for the cleanup, so no activity outlives this test's worker. */
+  async function cancelAndWait(handle: WorkflowHandle) {
+    await handle.cancel();
+    await expect(handle.result()).rejects.toThrow();
+  }
+
+  const settings: Partial<LifecycleSettings> = {
+    renewalInterval: '1 day',
+    paymentGracePeriod: '3 days',
+    startDeadlineSeconds: 30,
+    healthDeadlineSeconds: 20,
+  };
+
+  async function startRunning(taskQueue: string, userId: string, s: Partial<LifecycleSettings> = settings) {
+    const handle = await env.client.workflow.start(machineLifecycle, {
+      taskQueue,
+      workflowId: machineWorkflowId(userId),
+      args: [{ userId, region: 'ams', cpuPriority: 'low', settings: s }],
+    });
+    // Real activities take real time: poll without letting the server skip ahead.
+    for (let i = 0; i < 300; i++) {
+      const st = await handle.query(statusQuery);
+      if (st.state === 'running') return handle;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    throw new Error('never reached running');
+  }
+
+  test('payment failed: still running inside the grace period, stopped with "payment_overdue" after it', async () => {
+    const userId = await stack.db.createUser('elite');
+    await withWorker(async (taskQueue) => {
+      const handle = await startRunning(taskQueue, userId);
+      const failedAt = new Date(await env.currentTimeMs()).toISOString();
+      await handle.signal(paymentFailedSignal, { eventId: uniqueId('evt'), occurredAt: failedAt });
+      await env.sleep('2 days');
+      const during = await handle.query(statusQuery);
+      expect(during.state).toBe('running');
+      expect(Date.parse(during.paymentGraceEndsAt!)).toBe(Date.parse(failedAt) + 3 * DAY);
+      expect(await liveMachinesOf(stack.fly, userId)).toHaveLength(1);
+      await env.sleep('2 days');
+      const result: MachineStatus = await handle.result();
+      expect(result).toMatchObject({ state: 'stopped', reason: 'payment_overdue' });
+      expect(await liveMachinesOf(stack.fly, userId)).toEqual([]);
+      const reasons = (await stack.db.store.listMachineEvents(userId)).map((e) => e.reason);
+      expect(reasons).toContainEqual(expect.stringMatching(/^payment_failed: grace until/));
+    });
+  });
+
+  test('payment recovered within the grace period: keeps running past it', async () => {
+    const userId = await stack.db.createUser('elite');
+    await withWorker(async (taskQueue) => {
+      const handle = await startRunning(taskQueue, userId);
+      const t0 = await env.currentTimeMs();
+      await handle.signal(paymentFailedSignal, { eventId: 'f1', occurredAt: new Date(t0).toISOString() });
+      await env.sleep('1 day');
+      await handle.signal(paymentRecoveredSignal, { eventId: 'r1', occurredAt: new Date(t0 + DAY).toISOString() });
+      await env.sleep('5 days');
+      const st = await handle.query(statusQuery);
+      expect(st).toMatchObject({ state: 'running', paymentGraceEndsAt: null });
+      await cancelAndWait(handle);
+    });
+  });
+
+  test('billing events apply once each, whatever the order or how often they arrive', async () => {
+    const userId = await stack.db.createUser('elite');
+    await withWorker(async (taskQueue) => {
+      const handle = await startRunning(taskQueue, userId);
+      const t0 = await env.currentTimeMs();
+      const failed = { eventId: 'evt-failed', occurredAt: new Date(t0).toISOString() };
+      const recovered = { eventId: 'evt-recovered', occurredAt: new Date(t0 + 3_600_000).toISOString() };
+      // The newer "recovered" arrives first, then the older "failed" — twice — then "recovered" again.
+      await handle.signal(paymentRecoveredSignal, recovered);
+      await handle.signal(paymentFailedSignal, failed);
+      await handle.signal(paymentFailedSignal, failed);
+      await handle.signal(paymentRecoveredSignal, recovered);
+      expect((await handle.query(statusQuery)).paymentGraceEndsAt).toBeNull();
+      // A replayed downgrade id changes nothing once applied; an older tier event after a newer one is ignored.
+      await handle.signal(tierChangedSignal, {
+        eventId: 't-new',
+        tier: 'elite',
+        occurredAt: new Date(t0 + 7_200_000).toISOString(),
+      });
+      await handle.signal(tierChangedSignal, {
+        eventId: 't-old',
+        tier: 'free',
+        occurredAt: new Date(t0).toISOString(),
+      });
+      await env.sleep('4 days');
+      const st = await handle.query(statusQuery);
+      expect(st).toMatchObject({ state: 'running', tier: 'elite', paymentGraceEndsAt: null });
+      await cancelAndWait(handle);
+    });
+  });
+
+  test('a simulated year of renewals: every run stays under 2,000 history events, state intact across continue-as-new', async () => {
+    const userId = await stack.db.createUser('elite');
+    await withWorker(async (taskQueue) => {
+      // Every two days (real activities take real time); runs are bounded by continueAsNewEvery, not by the interval.
+      const handle = await startRunning(taskQueue, userId, {
+        ...settings,
+        renewalInterval: '2 days',
+        continueAsNewEvery: 15,
+      });
+      const first = await handle.query(statusQuery);
+      await handle.signal(paymentFailedSignal, {
+        eventId: 'old-failure',
+        occurredAt: new Date((await env.currentTimeMs()) - 3_600_000).toISOString(),
+      });
+      await handle.signal(paymentRecoveredSignal, {
+        eventId: 'recovery',
+        occurredAt: new Date(await env.currentTimeMs()).toISOString(),
+      });
+      await env.sleep('365 days');
+      const after = await handle.query(statusQuery);
+      expect(after).toMatchObject({
+        state: 'running',
+        machineId: first.machineId,
+        userId,
+        tier: 'elite',
+        paymentGraceEndsAt: null,
+      });
+      expect(Date.parse(after.lastRenewedAt!) - Date.parse(first.lastRenewedAt!)).toBeGreaterThanOrEqual(362 * DAY);
+
+      // Walk the chain of runs from the first: each one continued-as-new with a bounded history.
+      const lengths: number[] = [];
+      let runId: string | undefined | null = handle.firstExecutionRunId;
+      while (runId) {
+        const history: temporal.api.history.v1.IHistory = await env.client.workflow
+          .getHandle(handle.workflowId, runId)
+          .fetchHistory();
+        const events = history.events ?? [];
+        lengths.push(events.length);
+        const last: temporal.api.history.v1.IHistoryEvent | undefined = events[events.length - 1];
+        runId = last?.workflowExecutionContinuedAsNewEventAttributes?.newExecutionRunId;
+      }
+      expect(lengths.length).toBeGreaterThanOrEqual(12);
+      expect(Math.max(...lengths)).toBeLessThan(2000);
+      // A replayed event id from the first run is still known after a dozen continue-as-news.
+      await handle.signal(paymentFailedSignal, {
+        eventId: 'old-failure',
+        occurredAt: new Date(await env.currentTimeMs()).toISOString(),
+      });
+      expect((await handle.query(statusQuery)).paymentGraceEndsAt).toBeNull();
+      await cancelAndWait(handle);
+    });
+  });
+});

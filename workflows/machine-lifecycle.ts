@@ -1,0 +1,424 @@
+import {
+  ApplicationFailure,
+  CancellationScope,
+  allHandlersFinished,
+  condition,
+  continueAsNew,
+  isCancellation,
+  log,
+  proxyActivities,
+  setCurrentDetails,
+  setHandler,
+  upsertSearchAttributes,
+  uuid4,
+  workflowInfo,
+  type ActivityOptions,
+} from '@temporalio/workflow';
+import type { Activities } from '../activities';
+import {
+  FlyMachineIdSearchAttribute,
+  MachineStateSearchAttribute,
+  RegionSearchAttribute,
+  TierSearchAttribute,
+  UserIdSearchAttribute,
+} from '../common/search-attributes';
+import {
+  lifecycleSettingsSchema,
+  machineWorkflowId,
+  paymentFailedSignal,
+  paymentRecoveredSignal,
+  statusQuery,
+  stopSignal,
+  stopUpdate,
+  tierChangedSignal,
+  type CarriedState,
+  type CpuPriority,
+  type MachineLifecycleInput,
+  type MachineState,
+  type MachineStatus,
+  type StopRequest,
+} from './contract';
+
+const MAX_REMEMBERED_EVENT_IDS = 1000;
+const MAX_TIMELINE = 20;
+
+/** Parses Temporal-style durations ("15 minutes", "3 days", "90s") to ms, deterministically. */
+function ms(duration: string): number {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|milliseconds?|s|seconds?|m|minutes?|h|hours?|d|days?)\s*$/i.exec(duration);
+  if (!m) throw ApplicationFailure.nonRetryable(`bad duration "${duration}"`, 'InvalidSettings');
+  const unit = m[2]!.toLowerCase();
+  const factor =
+    unit.startsWith('ms') || unit.startsWith('milli')
+      ? 1
+      : unit.startsWith('s')
+        ? 1e3
+        : unit.startsWith('m')
+          ? 6e4
+          : unit.startsWith('h')
+            ? 36e5
+            : 864e5;
+  return Number(m[1]) * factor;
+}
+
+/** `maximumAttempts` undefined: retry until it succeeds (for what must never be left undone). */
+const retry = (maximumAttempts?: number): ActivityOptions['retry'] => ({
+  initialInterval: '1 second', // Fly allows about 1 request/s per action per machine
+  backoffCoefficient: 2,
+  maximumInterval: '30 seconds',
+  ...(maximumAttempts ? { maximumAttempts } : {}),
+  nonRetryableErrorTypes: ['InvalidSettings'],
+});
+
+/**
+ * One user's machine, from provisioning to its final stop (DESIGN §3). Long-running: it renews the
+ * machine on a timer, reacts to stop and billing signals, and continues-as-new to keep history small.
+ */
+export async function machineLifecycle(input: MachineLifecycleInput): Promise<MachineStatus> {
+  const settings = lifecycleSettingsSchema.parse(input.settings ?? {});
+  const { userId } = input;
+  const cpuPriority: CpuPriority = input.cpuPriority ?? 'normal';
+  const { workflowId } = workflowInfo();
+  const now = () => new Date(Date.now()).toISOString();
+
+  const s: CarriedState = input.carried ?? {
+    state: 'provisioning',
+    since: now(),
+    recent: [],
+    appliedEventIds: [],
+    billing: {},
+    renewals: 0,
+    run: 1,
+  };
+  let region = input.region ?? 'ams';
+  let stopRequest: StopRequest | undefined;
+  let finished = false;
+  const notices: string[] = [];
+
+  // Activities, each with a timeout and a retry policy that fits what it does.
+  const store = proxyActivities<Activities>({
+    startToCloseTimeout: '30 seconds',
+    retry: { ...retry(), maximumInterval: '1 minute' },
+  });
+  const fly = proxyActivities<Activities>({ startToCloseTimeout: '2 minutes', retry: retry(6) });
+  const probe = proxyActivities<Activities>({ startToCloseTimeout: '30 seconds', retry: retry(3) });
+  const waitStarted = proxyActivities<Activities>({
+    startToCloseTimeout: `${settings.startDeadlineSeconds + 90} seconds`,
+    heartbeatTimeout: '90 seconds', // one /wait call is at most 60 s
+    retry: retry(3),
+  });
+  const waitHealthy = proxyActivities<Activities>({
+    startToCloseTimeout: `${settings.healthDeadlineSeconds + 30} seconds`,
+    heartbeatTimeout: '30 seconds',
+    retry: retry(2),
+  });
+  const cleanup = proxyActivities<Activities>({
+    startToCloseTimeout: '5 minutes',
+    heartbeatTimeout: '2 minutes',
+    retry: { ...retry(), maximumInterval: '1 minute' }, // a machine must never be left behind: retry until done
+  });
+
+  const status = (): MachineStatus => ({
+    state: s.state,
+    userId,
+    machineId: s.machineId ?? null,
+    region,
+    since: s.since,
+    lastHealthyAt: s.lastHealthyAt ?? null,
+    lastRenewedAt: s.lastRenewedAt ?? null,
+    reason: s.reason ?? null,
+    tier: s.tier ?? null,
+    paymentGraceEndsAt: s.billing.graceEndsAt ?? null,
+    recent: s.recent,
+  });
+
+  const publish = () => {
+    upsertSearchAttributes([
+      { key: UserIdSearchAttribute, value: userId },
+      { key: MachineStateSearchAttribute, value: s.state },
+      { key: RegionSearchAttribute, value: region },
+      ...(s.tier ? [{ key: TierSearchAttribute, value: s.tier }] : []),
+      ...(s.machineId ? [{ key: FlyMachineIdSearchAttribute, value: s.machineId }] : []),
+    ]);
+    const grace = s.billing.graceEndsAt ? ` · payment overdue, grace until ${s.billing.graceEndsAt}` : '';
+    setCurrentDetails(
+      `${s.state}${s.reason ? ` (${s.reason})` : ''} · machine ${s.machineId ?? 'none'} in ${region}` +
+        `${s.lastHealthyAt ? ` · healthy at ${s.lastHealthyAt}` : ''}${grace}`,
+    );
+  };
+
+  /** Every transition: workflow state, search attributes, details, and the row + audit event. */
+  async function transition(
+    state: MachineState,
+    reason?: string,
+    extra: { errorMessage?: string; lastHealthyAt?: string } = {},
+  ) {
+    if (state !== s.state) s.since = now();
+    s.state = state;
+    s.reason = reason;
+    s.recent = [...s.recent, { at: now(), state, reason }].slice(-MAX_TIMELINE);
+    publish();
+    await store.recordTransition.executeWithOptions(
+      {
+        startToCloseTimeout: '30 seconds',
+        retry: { ...retry(), maximumInterval: '1 minute' },
+        summary: `record ${state}${reason ? `: ${reason}` : ''}`,
+      },
+      [
+        {
+          userId,
+          status: state,
+          reason,
+          workflowId,
+          machineId: s.machineId,
+          region,
+          cpuPriority,
+          errorMessage: extra.errorMessage,
+          lastHealthyAt: extra.lastHealthyAt,
+          transitionId: uuid4(),
+        },
+      ],
+    );
+  }
+
+  // --- messages -------------------------------------------------------------------------------
+  const firstTime = (eventId: string) => {
+    if (s.appliedEventIds.includes(eventId)) return false;
+    s.appliedEventIds = [...s.appliedEventIds, eventId].slice(-MAX_REMEMBERED_EVENT_IDS);
+    return true;
+  };
+  const requestStop = (req: StopRequest) => {
+    stopRequest ??= { reason: req.reason ?? 'user_requested', requestedBy: req.requestedBy ?? 'user' };
+  };
+
+  setHandler(statusQuery, status);
+  setHandler(stopSignal, requestStop);
+  setHandler(stopUpdate, async (req) => {
+    requestStop(req);
+    await condition(() => finished);
+    return status();
+  });
+  setHandler(tierChangedSignal, (e) => {
+    if (!firstTime(e.eventId)) return;
+    // Out of order: an older tier event arriving after a newer one changes nothing.
+    if (s.tierEventAt && e.occurredAt < s.tierEventAt) return;
+    s.tierEventAt = e.occurredAt;
+    s.tier = e.tier;
+    publish();
+    if (e.tier !== 'elite') requestStop({ reason: 'downgraded', requestedBy: 'billing' });
+  });
+  setHandler(paymentFailedSignal, (e) => {
+    if (!firstTime(e.eventId) || (s.billing.lastEventAt && e.occurredAt < s.billing.lastEventAt)) return;
+    s.billing.lastEventAt = e.occurredAt;
+    // A second failure does not extend the grace period the first one opened.
+    s.billing.graceEndsAt ??= new Date(Date.parse(e.occurredAt) + ms(settings.paymentGracePeriod)).toISOString();
+    notices.push(`payment_failed: grace until ${s.billing.graceEndsAt}`);
+    publish();
+  });
+  setHandler(paymentRecoveredSignal, (e) => {
+    if (!firstTime(e.eventId) || (s.billing.lastEventAt && e.occurredAt < s.billing.lastEventAt)) return;
+    s.billing.lastEventAt = e.occurredAt;
+    if (s.billing.graceEndsAt) notices.push('payment_recovered');
+    s.billing.graceEndsAt = undefined;
+    publish();
+  });
+
+  // --- lifecycle ------------------------------------------------------------------------------
+  const graceExpired = () => !!s.billing.graceEndsAt && Date.now() >= Date.parse(s.billing.graceEndsAt);
+
+  async function provision() {
+    const entitlement = await store.getEntitlement.executeWithOptions(
+      { startToCloseTimeout: '30 seconds', retry: retry(), summary: 'entitlement check' },
+      [{ userId }],
+    );
+    s.tier = entitlement.tier ?? undefined;
+    if (!entitlement.entitled)
+      throw ApplicationFailure.nonRetryable(
+        `tier ${entitlement.tier ?? 'none'} is not entitled to a machine`,
+        'NotEntitled',
+      );
+    await transition('provisioning', 'requested');
+    const machine = await fly.ensureFlyMachine.executeWithOptions(
+      { startToCloseTimeout: '2 minutes', retry: retry(6), summary: 'create or adopt the Fly machine' },
+      [{ userId, workflowId, regions: [region, ...settings.fallbackRegions.filter((r) => r !== region)], cpuPriority }],
+    );
+    s.machineId = machine.id;
+    region = machine.region || region;
+    await transition('starting', `fly machine ${machine.id} ${machine.state}`);
+    await startAndCheck();
+    s.lastRenewedAt = now();
+    await transition('running', 'healthy', { lastHealthyAt: s.lastHealthyAt });
+  }
+
+  /** Fly `started`, then the runtime's own health. */
+  async function startAndCheck() {
+    const machineId = s.machineId!;
+    await waitStarted.waitForFlyState.executeWithOptions(
+      {
+        startToCloseTimeout: `${settings.startDeadlineSeconds + 90} seconds`,
+        heartbeatTimeout: '90 seconds',
+        retry: retry(3),
+        summary: 'wait for Fly state started',
+      },
+      [{ machineId, state: 'started', deadlineSeconds: settings.startDeadlineSeconds }],
+    );
+    const health = await waitHealthy.waitForRuntimeHealthy.executeWithOptions(
+      {
+        startToCloseTimeout: `${settings.healthDeadlineSeconds + 30} seconds`,
+        heartbeatTimeout: '30 seconds',
+        retry: retry(2),
+        summary: 'wait for runtime /health',
+      },
+      [{ machineId, deadlineSeconds: settings.healthDeadlineSeconds }],
+    );
+    s.lastHealthyAt = health.checkedAt;
+  }
+
+  /** Entitlement re-check, credential renewal, health check and bounded self-heal. Returns a stop reason, if any. */
+  async function renew(): Promise<{ stop: string; final: 'stopped' | 'error' } | undefined> {
+    const entitlement = await store.getEntitlement.executeWithOptions(
+      { startToCloseTimeout: '30 seconds', retry: retry(), summary: 'entitlement re-check' },
+      [{ userId }],
+    );
+    s.tier = entitlement.tier ?? undefined;
+    if (!entitlement.entitled) return { stop: 'downgraded', final: 'stopped' };
+    const machineId = s.machineId!;
+    try {
+      await probe.renewMachineCredentials.executeWithOptions(
+        { startToCloseTimeout: '30 seconds', retry: retry(3), summary: 'renew machine credentials' },
+        [{ userId, machineId }],
+      );
+    } catch (err) {
+      // An unreachable runtime is the health check's business: it restarts the machine with fresh credentials.
+      log.warn('credential renewal failed', { error: String(err) });
+    }
+    const health = await probe.checkRuntimeHealth.executeWithOptions(
+      { startToCloseTimeout: '30 seconds', retry: retry(3), summary: 'health check' },
+      [{ machineId }],
+    );
+    s.lastRenewedAt = now();
+    if (health.ok) {
+      s.lastHealthyAt = health.checkedAt;
+      await transition('running', undefined, { lastHealthyAt: health.checkedAt });
+      return undefined;
+    }
+    let lastReason = health.reason ?? 'unhealthy';
+    for (let attempt = 1; attempt <= settings.maxRestarts; attempt++) {
+      await transition('starting', `restart ${attempt}/${settings.maxRestarts}: ${lastReason}`);
+      try {
+        if (lastReason === 'machine_gone') {
+          // Destroyed behind our back (by hand, or by Fly): provision a replacement.
+          const machine = await fly.ensureFlyMachine.executeWithOptions(
+            { startToCloseTimeout: '2 minutes', retry: retry(6), summary: 'replace the vanished Fly machine' },
+            [{ userId, workflowId, regions: [region, ...settings.fallbackRegions], cpuPriority }],
+          );
+          s.machineId = machine.id;
+        } else {
+          await fly.restartFlyMachine.executeWithOptions(
+            { startToCloseTimeout: '2 minutes', retry: retry(6), summary: 'restart the sick machine' },
+            [{ userId, workflowId, machineId: s.machineId!, cpuPriority }],
+          );
+        }
+        await startAndCheck();
+        await transition('running', 'recovered', { lastHealthyAt: s.lastHealthyAt });
+        return undefined;
+      } catch (err) {
+        if (isCancellation(err)) throw err;
+        lastReason = err instanceof Error ? err.message : String(err);
+      }
+    }
+    return { stop: `unhealthy after ${settings.maxRestarts} restarts: ${lastReason}`, final: 'error' };
+  }
+
+  /** Stops and destroys the machine (all of the user's, to be sure) and records the final state. */
+  async function teardown(reason: string, final: 'stopped' | 'error') {
+    await transition('stopping', reason);
+    await cleanup.destroyFlyMachines.executeWithOptions(
+      {
+        startToCloseTimeout: '5 minutes',
+        heartbeatTimeout: '2 minutes',
+        retry: { ...retry(), maximumInterval: '1 minute' },
+        summary: 'stop and destroy the Fly machine',
+      },
+      [{ userId, machineId: s.machineId }],
+    );
+    s.machineId = undefined;
+    await transition(final, reason, final === 'error' ? { errorMessage: reason } : {});
+  }
+
+  type LoopOutcome = { kind: 'stop'; reason: string; final: 'stopped' | 'error' } | { kind: 'continueAsNew' };
+
+  async function renewalLoop(): Promise<LoopOutcome> {
+    const interval = ms(settings.renewalInterval);
+    for (;;) {
+      const nextRenewal = Date.parse(s.lastRenewedAt ?? s.since) + interval;
+      const wakeAt = Math.min(nextRenewal, s.billing.graceEndsAt ? Date.parse(s.billing.graceEndsAt) : Infinity);
+      await condition(
+        () =>
+          stopRequest !== undefined || notices.length > 0 || graceExpired() || workflowInfo().continueAsNewSuggested,
+        Math.max(1, wakeAt - Date.now()),
+      );
+      if (stopRequest) return { kind: 'stop', reason: stopRequest.reason, final: 'stopped' };
+      if (graceExpired()) return { kind: 'stop', reason: 'payment_overdue', final: 'stopped' };
+      while (notices.length > 0) await transition(s.state, notices.shift());
+      if (workflowInfo().continueAsNewSuggested) return { kind: 'continueAsNew' };
+      if (Date.now() >= nextRenewal) {
+        const outcome = await renew();
+        if (outcome) return { kind: 'stop', reason: outcome.stop, final: outcome.final };
+        s.renewals++;
+        if (s.renewals % settings.continueAsNewEvery === 0) return { kind: 'continueAsNew' };
+      }
+    }
+  }
+
+  publish();
+  let outcome: LoopOutcome;
+  try {
+    if (!input.carried) {
+      // A stop (or downgrade) during a long start cancels the start instead of waiting it out.
+      const provisioning = new CancellationScope();
+      condition(() => stopRequest !== undefined).then(
+        () => provisioning.cancel(),
+        () => undefined, // rejects only when the whole workflow is cancelled, which the catch below handles
+      );
+      try {
+        await provisioning.run(provision);
+      } catch (err) {
+        if (!(isCancellation(err) && stopRequest && !CancellationScope.current().consideredCancelled)) throw err;
+      }
+    }
+    outcome = await renewalLoop();
+  } catch (err) {
+    const cancelled = isCancellation(err);
+    const reason = cancelled
+      ? 'cancelled'
+      : err instanceof ApplicationFailure && err.type === 'NotEntitled'
+        ? 'not_entitled'
+        : failureReason(err);
+    log.warn('machine lifecycle ending early', { reason });
+    // Compensation: whatever was created is destroyed, even when the workflow itself is being cancelled.
+    await CancellationScope.nonCancellable(() =>
+      teardown(reason, cancelled || reason === 'not_entitled' ? 'stopped' : 'error'),
+    );
+    finished = true;
+    if (cancelled) throw err;
+    return status();
+  }
+
+  if (outcome.kind === 'continueAsNew') {
+    await condition(allHandlersFinished);
+    return continueAsNew<typeof machineLifecycle>({ ...input, region, carried: { ...s, run: s.run + 1 } });
+  }
+  await teardown(outcome.reason, outcome.final);
+  finished = true;
+  await condition(allHandlersFinished);
+  return status();
+}
+
+function failureReason(err: unknown): string {
+  // The innermost cause says what went wrong (an ActivityFailure wraps the ApplicationFailure).
+  let e: unknown = err;
+  while (e instanceof Error && e.cause instanceof Error) e = e.cause;
+  return e instanceof Error ? e.message : String(err);
+}
+
+export { machineWorkflowId };
