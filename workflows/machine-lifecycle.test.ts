@@ -157,6 +157,7 @@ describe('machineLifecycle on a real Temporal server, with machines as real proc
     expect(await handle.result()).toMatchObject({ state: 'stopped', reason: 'downgraded', tier: 'free' });
     expect(await liveMachinesOf(stack.fly, userId)).toEqual([]);
     expect(await stack.db.store.getMachine(userId)).toMatchObject({ status: 'stopped' });
+    await saveHistoryIfRecording('downgrade', await handle.fetchHistory());
   });
 
   test('a renewal re-checks the entitlement: a tier changed behind the webhook’s back still stops the machine', async () => {
@@ -209,6 +210,7 @@ describe('machineLifecycle on a real Temporal server, with machines as real proc
       status: 'error',
       errorMessage: expect.stringMatching(/unhealthy/),
     });
+    await saveHistoryIfRecording('sick-machine-restarted-then-error', await handle.fetchHistory());
   });
 
   test('a machine that never becomes healthy is compensated: destroyed, row "error" with the reason', async () => {
@@ -287,6 +289,7 @@ describe('machineLifecycle on a real Temporal server, with machines as real proc
       ['stopping', 'cancelled'],
       ['stopped', 'cancelled'],
     ]);
+    await saveHistoryIfRecording('cancelled', await handle.fetchHistory());
   });
 
   test('a stop during a slow boot cancels the start instead of waiting it out', async () => {
@@ -313,7 +316,9 @@ describe('machineLifecycle on a real Temporal server, with machines as real proc
     await handle.signal(paymentFailedSignal, { eventId: uniqueId('evt'), occurredAt: new Date().toISOString() });
     await new Promise((r) => setTimeout(r, 2500)); // a renewal or two, with credential renewal
     await handle.executeUpdate(stopUpdate, { args: [{ reason: 'done', requestedBy: 'test' }] });
-    const history = JSON.stringify(await handle.fetchHistory());
+    const fullHistory = await handle.fetchHistory();
+    await saveHistoryIfRecording('renewals-and-payment-failed', fullHistory);
+    const history = JSON.stringify(fullHistory);
     for (const secret of [TEST_FLY_TOKEN, TEST_JWT_SECRET, deriveMachineKey(TEST_JWT_SECRET, userId), mintedToken!]) {
       expect(history).not.toContain(secret);
       expect(history).not.toContain(Buffer.from(secret).toString('base64'));

@@ -394,7 +394,7 @@ export async function machineLifecycle(input: MachineLifecycleInput): Promise<Ma
       : err instanceof ApplicationFailure && err.type === 'NotEntitled'
         ? 'not_entitled'
         : failureReason(err);
-    log.warn('machine lifecycle ending early', { reason });
+    (cancelled ? log.info : log.warn)('machine lifecycle ending early', { reason });
     // Compensation: whatever was created is destroyed, even when the workflow itself is being cancelled.
     await CancellationScope.nonCancellable(() =>
       teardown(reason, cancelled || reason === 'not_entitled' ? 'stopped' : 'error'),

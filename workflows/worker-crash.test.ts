@@ -1,0 +1,106 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { resolve } from 'node:path';
+import { machineLifecycle } from './machine-lifecycle';
+import { machineWorkflowId, statusQuery, stopUpdate } from './contract';
+import {
+  createMachineStack,
+  liveMachinesOf,
+  TEST_FLY_TOKEN,
+  TEST_IMAGE,
+  TEST_JWT_SECRET,
+  type MachineStack,
+} from '../test/machine-stack';
+import { connectToTestServer, testAddress, uniqueId } from '../test/temporal';
+
+jest.setTimeout(180_000);
+
+/** The real worker process (`npm run worker`), pointed at this test's Temporal, fly-local and database. */
+function startWorkerProcess(stack: MachineStack, taskQueue: string): ChildProcess {
+  return spawn(process.execPath, ['--import', 'tsx', resolve(__dirname, '../worker/main.ts')], {
+    env: {
+      ...process.env,
+      TEMPORAL_ADDRESS: testAddress(),
+      TEMPORAL_TASK_QUEUE: taskQueue,
+      FLY_API_URL: stack.flyLocal.url,
+      FLY_API_TOKEN: TEST_FLY_TOKEN,
+      FLY_APP: 'ce-test',
+      FLY_MACHINE_IMAGE: TEST_IMAGE,
+      DATABASE_URL: stack.db.url,
+      SUPABASE_JWT_SECRET: TEST_JWT_SECRET,
+      LOG_LEVEL: 'WARN',
+    },
+    stdio: ['ignore', 'ignore', 'inherit'],
+    detached: true,
+  });
+}
+
+const killHard = (child: ChildProcess) =>
+  new Promise<void>((done) => {
+    child.once('exit', () => done());
+    process.kill(-child.pid!, 'SIGKILL');
+  });
+
+async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 90_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+describe('the worker process killed (SIGKILL) mid-provisioning', () => {
+  let server: Awaited<ReturnType<typeof connectToTestServer>>;
+  let stack: MachineStack;
+  const workers: ChildProcess[] = [];
+
+  beforeAll(async () => {
+    server = await connectToTestServer();
+    stack = await createMachineStack();
+  });
+  afterAll(async () => {
+    for (const w of workers) if (w.exitCode === null && w.signalCode === null) await killHard(w);
+    await stack?.close();
+    await server?.close();
+  });
+
+  test('a restarted worker finishes the job: exactly one machine, running', async () => {
+    const taskQueue = uniqueId('crash');
+    const userId = await stack.db.createUser('elite');
+    stack.flyLocal.setFaults({ create: { bootDelayMs: 4000 } }); // a slow boot keeps it mid-provisioning
+    const first = startWorkerProcess(stack, taskQueue);
+    workers.push(first);
+    const handle = await server.client.workflow.start(machineLifecycle, {
+      taskQueue,
+      workflowId: machineWorkflowId(userId),
+      args: [
+        {
+          userId,
+          region: 'ams',
+          cpuPriority: 'low',
+          settings: { startDeadlineSeconds: 60, healthDeadlineSeconds: 30 },
+        },
+      ],
+    });
+    // The machine exists at Fly and the worker is waiting for it to boot: kill the worker now.
+    await until('the machine to be created', async () =>
+      (await stack.db.store.getMachine(userId))?.status === 'starting' ? true : undefined,
+    );
+    await killHard(first);
+    expect(await liveMachinesOf(stack.fly, userId)).toHaveLength(1);
+
+    const second = startWorkerProcess(stack, taskQueue);
+    workers.push(second);
+    const status = await until('running after the restart', async () => {
+      const s = await handle.query(statusQuery);
+      return s.state === 'running' ? s : undefined;
+    });
+    const machines = await liveMachinesOf(stack.fly, userId);
+    expect(machines.map((m) => m.id)).toEqual([status.machineId]);
+    expect(await stack.db.store.getMachine(userId)).toMatchObject({ status: 'running', machineId: status.machineId });
+    stack.flyLocal.setFaults({});
+    await handle.executeUpdate(stopUpdate, { args: [{ reason: 'done', requestedBy: 'test' }] });
+    expect(await liveMachinesOf(stack.fly, userId)).toEqual([]);
+  });
+});
