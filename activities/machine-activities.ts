@@ -310,6 +310,8 @@ export const createMachineActivities = (deps: MachineActivityDeps) => {
         return { ok: false, reason: 'machine_gone', checkedAt: checkedAt() };
       throw err;
     }
+    // Fly (and fly-local) still answer GET for a destroyed machine: that is gone too, not a restartable one.
+    if (GONE.has(machine.state ?? '')) return { ok: false, reason: 'machine_gone', checkedAt: checkedAt() };
     if (machine.state !== 'started')
       return { ok: false, reason: `fly state ${machine.state ?? 'unknown'}`, checkedAt: checkedAt() };
     try {

@@ -22,6 +22,7 @@ import { createMachineService, provisionRequestSchema } from './machines';
 import { createApiMetrics, type ApiMetrics } from './metrics';
 import { buildOpenApi } from './openapi';
 import { HttpProblem, sendProblem, zodErrors } from './problem';
+import { dashboardBundle } from './dashboard/bundle';
 import { createStreamGateway } from './stream';
 import { applyBillingEvent, parseBillingEvent, SIGNATURE_HEADER, verifyWebhookSignature } from './webhooks';
 
@@ -236,9 +237,9 @@ export async function createApp(deps: AppDeps): Promise<FastifyInstance> {
     reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()),
   );
 
-  // --- dashboard (plain files, no build step) ------------------------------------------------------------
-  const page = (file: string, type: string) => {
-    const body = readFileSync(join(DASHBOARD_DIR, file));
+  // --- dashboard (its script bundled with client/ at start-up) ----------------------------------------------
+  const page = (file: string | Buffer, type: string) => {
+    const body = Buffer.isBuffer(file) ? file : readFileSync(join(DASHBOARD_DIR, file));
     return async (_req: FastifyRequest, reply: FastifyReply) =>
       reply
         .type(type)
@@ -251,7 +252,7 @@ export async function createApp(deps: AppDeps): Promise<FastifyInstance> {
         .send(body);
   };
   app.get('/', page('index.html', 'text/html; charset=utf-8'));
-  app.get('/dashboard.js', page('dashboard.js', 'text/javascript; charset=utf-8'));
+  app.get('/dashboard.js', page(Buffer.from(await dashboardBundle()), 'text/javascript; charset=utf-8'));
   app.get('/dashboard.css', page('dashboard.css', 'text/css; charset=utf-8'));
 
   return app;

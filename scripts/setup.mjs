@@ -46,8 +46,11 @@ function ensureNodeModules() {
   const want = createHash('sha256').update(readFileSync(lock)).digest('hex');
   const have = existsSync(stamp) ? readFileSync(stamp, 'utf8') : '';
   if (have === want) return say('npm dependencies: up to date');
-  say('npm dependencies: missing or stale, running `npm ci`');
-  run('npm', ['ci', '--no-audit', '--no-fund']);
+  // A fresh clone gets exactly the lock file (`npm ci`); an existing tree is brought up to date in
+  // place (`npm install`), so a running process never sees node_modules vanish under it.
+  const fresh = !existsSync(join(root, 'node_modules'));
+  say(`npm dependencies: ${fresh ? 'missing, running `npm ci`' : 'stale, running `npm install`'}`);
+  run('npm', [fresh ? 'ci' : 'install', '--no-audit', '--no-fund']);
   writeFileSync(stamp, want);
 }
 

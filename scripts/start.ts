@@ -1,47 +1,45 @@
-import { ConfigError, parseEnv, pickEnv } from '../common/config';
-import { ensureDatabase, migrateDatabase } from '../dev/stack/database';
-import type { ManagedProcess } from '../dev/stack/processes';
-import { ensureTemporal } from '../dev/stack/temporal';
+import { ConfigError } from '../common/config';
+import { startLocalStack, type LocalStack } from '../dev/stack/local-stack';
 
-/**
- * `npm start`: the whole local stack on one machine (DESIGN §7). Each piece honours the contract's
- * variables; Ctrl-C stops everything this script started.
- */
-const started: ManagedProcess[] = [];
+/** `npm start`: the whole local stack on one machine (DESIGN §7); Ctrl-C stops everything started here. */
 const log = (msg: string) => console.log(`[start] ${msg}`);
-
-async function main() {
-  const env = parseEnv(pickEnv('TEMPORAL_ADDRESS', 'TEMPORAL_NAMESPACE', 'DATABASE_URL', 'PORT'));
-
-  log(env.DATABASE_URL ? 'database: DATABASE_URL' : 'database: embedded PGlite in .data/pglite');
-  const db = await ensureDatabase({ databaseUrl: env.DATABASE_URL });
-  if (db.process) started.push(db.process);
-  const migrated = await migrateDatabase(db.url, (m) => log(`migrations: ${m}`));
-  log(`migrations: ${migrated.applied.length} applied, ${migrated.skipped.length} already there`);
-
-  log(`Temporal: ${env.TEMPORAL_ADDRESS} (namespace ${env.TEMPORAL_NAMESPACE})`);
-  const temporal = await ensureTemporal(env.TEMPORAL_ADDRESS, env.TEMPORAL_NAMESPACE);
-  if (temporal.process) started.push(temporal.process);
-
-  console.log('');
-  log('ready');
-  log(`  database:     ${db.url}`);
-  log(`  Temporal:     ${env.TEMPORAL_ADDRESS}${temporal.uiUrl ? `   UI: ${temporal.uiUrl}` : ''}`);
-  log('Ctrl-C stops everything started here.');
-}
-
+let stack: LocalStack | undefined;
 let stopping = false;
+
 async function shutdown(code: number) {
   if (stopping) return;
   stopping = true;
-  log('stopping…');
-  for (const proc of [...started].reverse()) await proc.stop();
+  log('stopping everything started here…');
+  await stack?.stop();
+  log('stopped');
   process.exit(code);
 }
 process.on('SIGINT', () => void shutdown(0));
 process.on('SIGTERM', () => void shutdown(0));
 
-main().catch((err: unknown) => {
-  console.error(err instanceof ConfigError ? err.message : `[start] failed: ${(err as Error).stack ?? String(err)}`);
-  void shutdown(1);
-});
+startLocalStack({ log })
+  .then((s) => {
+    stack = s;
+    const line = '─'.repeat(72);
+    console.log(`\n${line}`);
+    log('Cloud Execution is running');
+    log(`  dashboard:    ${s.dashboardUrl}`);
+    log(`  Temporal UI:  ${s.temporalUiUrl ?? `(the server at ${s.temporalAddress} was already running)`}`);
+    log(`  API:          ${s.apiUrl}   (OpenAPI: ${s.apiUrl}/openapi.json)`);
+    log(`  database:     ${s.databaseUrl}`);
+    log(`  Fly API:      ${s.flyApiUrl}`);
+    log(`  Binance:      ${s.binanceWsUrl}`);
+    log('');
+    log(`  elite user ${s.users.elite} — paste this token into the dashboard:`);
+    console.log(`\n${s.tokens.elite}\n`);
+    log(`  free user ${s.users.free} (gets 403 on start):`);
+    console.log(`\n${s.tokens.free}\n`);
+    log('Ctrl-C stops everything started here; the next start keeps the state in .data/.');
+    console.log(line);
+  })
+  .catch((err: unknown) => {
+    console.error(
+      err instanceof ConfigError ? err.message : `[start] failed: ${err instanceof Error ? err.message : String(err)}`,
+    );
+    void shutdown(1);
+  });

@@ -1,6 +1,13 @@
 import { z } from 'zod';
 import { contractEnv, parseEnv } from '../common/config';
 
+const reconcileDuration = z
+  .string()
+  .regex(
+    /^\s*\d+(?:\.\d+)?\s*(s|seconds?|m|minutes?|h|hours?|d|days?)\s*$/i,
+    'must be a duration such as "5 minutes", "90s" or "1 hour"',
+  );
+
 /** The worker's environment: the contract's variables plus a few worker knobs, validated at start-up. */
 export const workerEnvShape = {
   TEMPORAL_ADDRESS: contractEnv.TEMPORAL_ADDRESS,
@@ -27,6 +34,13 @@ export const workerEnvShape = {
   WORKER_MAX_CONCURRENT_ACTIVITIES: z.coerce.number().int().positive().default(200),
   /** A prebuilt workflow bundle (npm run build:bundle); default: bundle at start-up. */
   WORKFLOW_BUNDLE_PATH: z.string().min(1).optional(),
+  /** reconcileFleet's Schedule (created or updated at worker start): on/off, interval, and the age below which nothing is touched. */
+  RECONCILE_ENABLED: z
+    .enum(['true', 'false', '1', '0'])
+    .default('true')
+    .transform((v) => v === 'true' || v === '1'),
+  RECONCILE_INTERVAL: reconcileDuration.default('5 minutes'),
+  RECONCILE_MIN_MACHINE_AGE: reconcileDuration.default('10 minutes'),
   CREDENTIAL_TTL_SECONDS: z.coerce
     .number()
     .int()

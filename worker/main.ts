@@ -1,4 +1,11 @@
+import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime, makeTelemetryFilterString } from '@temporalio/worker';
+import { createFlyClient } from '../activities/fly/client';
+import {
+  createReconcileActivities,
+  durationSeconds,
+  ensureReconcileSchedule,
+} from '../activities/reconcile-activities';
 import { ConfigError } from '../common/config';
 import { loadWorkerConfig } from './config';
 import { activitiesFromConfig, createMachineWorker, temporalConnectionOptions } from './create-worker';
@@ -13,11 +20,19 @@ async function main() {
   });
   const connection = await NativeConnection.connect(temporalConnectionOptions(config));
   const { store, activities } = activitiesFromConfig(config);
+  // reconcileFleet's activities list workflows and signal them: they need a Temporal client.
+  const clientConnection = await Connection.connect(temporalConnectionOptions(config));
+  const client = new Client({ connection: clientConnection, namespace: config.TEMPORAL_NAMESPACE });
+  const reconcile = createReconcileActivities({
+    fly: createFlyClient({ apiUrl: config.FLY_API_URL, token: config.FLY_API_TOKEN, app: config.FLY_APP }),
+    store,
+    temporal: { client, taskQueue: config.TEMPORAL_TASK_QUEUE },
+  });
   const worker = await createMachineWorker({
     connection,
     namespace: config.TEMPORAL_NAMESPACE,
     taskQueue: config.TEMPORAL_TASK_QUEUE,
-    activities,
+    activities: { ...activities, ...reconcile },
     maxCachedWorkflows: config.WORKER_MAX_CACHED_WORKFLOWS,
     maxConcurrentActivityTaskExecutions: config.WORKER_MAX_CONCURRENT_ACTIVITIES,
     workflowBundlePath: config.WORKFLOW_BUNDLE_PATH,
@@ -27,9 +42,21 @@ async function main() {
     namespace: config.TEMPORAL_NAMESPACE,
     temporal: config.TEMPORAL_ADDRESS,
   });
+  if (config.RECONCILE_ENABLED) {
+    const schedule = await ensureReconcileSchedule(client, {
+      taskQueue: config.TEMPORAL_TASK_QUEUE,
+      interval: config.RECONCILE_INTERVAL,
+      minMachineAgeSeconds: durationSeconds(config.RECONCILE_MIN_MACHINE_AGE),
+    });
+    Runtime.instance().logger.info(`reconcile schedule ${schedule.created ? 'created' : 'up to date'}`, {
+      scheduleId: schedule.scheduleId,
+      every: config.RECONCILE_INTERVAL,
+    });
+  }
   // The SDK shuts the worker down gracefully on SIGINT/SIGTERM; run() resolves once in-flight tasks finish.
   await worker.run();
   await store.close();
+  await clientConnection.close();
   await connection.close();
 }
 

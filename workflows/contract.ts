@@ -117,6 +117,14 @@ export const stopSignal = defineSignal<[StopRequest]>('stop');
 export const tierChangedSignal = defineSignal<[TierChanged]>('tierChanged');
 export const paymentFailedSignal = defineSignal<[PaymentEvent]>('paymentFailed');
 export const paymentRecoveredSignal = defineSignal<[PaymentEvent]>('paymentRecovered');
+
+export interface MachineVanished {
+  /** The Fly machine reconcileFleet no longer finds among live machines. */
+  machineId: string;
+  reason: string;
+}
+/** A signal from reconcileFleet: the workflow renews at once (and replaces a gone machine) instead of at its next timer. */
+export const machineVanishedSignal = defineSignal<[MachineVanished]>('machineVanished');
 export const statusQuery = defineQuery<MachineStatus>('status');
 /** An update, for callers that want to wait until the machine is really stopped. */
 export const stopUpdate = defineUpdate<MachineStatus, [StopRequest]>('stop');

@@ -1,1 +1,2 @@
 export { machineLifecycle } from './machine-lifecycle';
+export { reconcileFleet } from './reconcile-fleet';

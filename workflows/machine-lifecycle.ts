@@ -24,6 +24,7 @@ import {
 } from '../common/search-attributes';
 import {
   lifecycleSettingsSchema,
+  machineVanishedSignal,
   machineWorkflowId,
   paymentFailedSignal,
   paymentRecoveredSignal,
@@ -92,6 +93,8 @@ export async function machineLifecycle(input: MachineLifecycleInput): Promise<Ma
   let region = input.region ?? 'ams';
   let stopRequest: StopRequest | undefined;
   let finished = false;
+  /** Set by reconcileFleet's machineVanished signal: renew now rather than at the next timer. */
+  let renewNow = false;
   const notices: string[] = [];
 
   // Activities, each with a timeout and a retry policy that fits what it does.
@@ -213,6 +216,10 @@ export async function machineLifecycle(input: MachineLifecycleInput): Promise<Ma
     s.billing.graceEndsAt ??= new Date(Date.parse(e.occurredAt) + ms(settings.paymentGracePeriod)).toISOString();
     notices.push(`payment_failed: grace until ${s.billing.graceEndsAt}`);
     publish();
+  });
+  setHandler(machineVanishedSignal, (v) => {
+    // Only about the machine this run owns, and only while running: a restart in progress already handles it.
+    if (v.machineId === s.machineId && s.state === 'running') renewNow = true;
   });
   setHandler(paymentRecoveredSignal, (e) => {
     if (!firstTime(e.eventId) || (s.billing.lastEventAt && e.occurredAt < s.billing.lastEventAt)) return;
@@ -354,14 +361,19 @@ export async function machineLifecycle(input: MachineLifecycleInput): Promise<Ma
       const wakeAt = Math.min(nextRenewal, s.billing.graceEndsAt ? Date.parse(s.billing.graceEndsAt) : Infinity);
       await condition(
         () =>
-          stopRequest !== undefined || notices.length > 0 || graceExpired() || workflowInfo().continueAsNewSuggested,
+          stopRequest !== undefined ||
+          notices.length > 0 ||
+          renewNow ||
+          graceExpired() ||
+          workflowInfo().continueAsNewSuggested,
         Math.max(1, wakeAt - Date.now()),
       );
       if (stopRequest) return { kind: 'stop', reason: stopRequest.reason, final: 'stopped' };
       if (graceExpired()) return { kind: 'stop', reason: 'payment_overdue', final: 'stopped' };
       while (notices.length > 0) await transition(s.state, notices.shift());
       if (workflowInfo().continueAsNewSuggested) return { kind: 'continueAsNew' };
-      if (Date.now() >= nextRenewal) {
+      if (Date.now() >= nextRenewal || renewNow) {
+        renewNow = false;
         const outcome = await renew();
         if (outcome) return { kind: 'stop', reason: outcome.stop, final: outcome.final };
         s.renewals++;

@@ -1,6 +1,9 @@
-/* global document, window, localStorage, WebSocket, fetch, location, atob */
-// The dashboard: plain JS, no build step. Polls the status every 2 s and follows the machine's live
-// stream over a WebSocket that carries the token as the `bearer` subprotocol (browsers cannot set headers).
+/* global document, window, localStorage, location, atob */
+// The dashboard. It talks to the API only through the client library (client/), which the API bundles
+// with this file at start-up (api/dashboard/bundle.ts): status polled every 2 s, the machine's live
+// stream followed by the stream client (token as the `bearer` subprotocol, reconnect with backoff).
+import { createCloudExecutionClient } from '../../client/index';
+
 (() => {
   'use strict';
   const TOKEN_KEY = 'cloud-machine.token';
@@ -10,13 +13,13 @@
 
   let token = localStorage.getItem(TOKEN_KEY) || '';
   let state = null;
-  let socket = null;
-  let reconnectTimer = null;
-  let reconnectDelay = 1000;
   let busy = false;
   // An action's error stays up until the next action; a polling error clears itself once polling works.
   let actionError = '';
   let pollError = '';
+
+  const client = createCloudExecutionClient({ baseUrl: location.origin, getAccessToken: () => token });
+  const stream = client.stream();
 
   // --- helpers -------------------------------------------------------------------------------------
   const fmtTime = (iso) => (iso ? new Date(iso).toLocaleTimeString() : '—');
@@ -54,26 +57,6 @@
     // With a token in place the card folds away; it opens again to change or forget it.
     $('token-details').open = !token;
     $('token-summary').textContent = token ? 'set · click to change' : '';
-  }
-
-  /** fetch with the token; a problem+json answer becomes an Error carrying its detail. */
-  async function api(method, path, body) {
-    if (!token) throw Object.assign(new Error('Paste an access token first.'), { status: 0 });
-    const res = await fetch(path, {
-      method,
-      headers: {
-        authorization: `Bearer ${token}`,
-        ...(body ? { 'content-type': 'application/json' } : {}),
-      },
-      body: body ? JSON.stringify(body) : undefined,
-    });
-    const type = res.headers.get('content-type') || '';
-    const data = type.includes('json') ? await res.json() : null;
-    if (!res.ok) {
-      const detail = data && data.detail ? data.detail : `${res.status} ${res.statusText}`;
-      throw Object.assign(new Error(detail), { status: res.status });
-    }
-    return data;
   }
 
   // --- status ----------------------------------------------------------------------------------------
@@ -116,25 +99,24 @@
   async function poll() {
     if (!token) return renderStatus(null);
     try {
-      renderStatus(await api('GET', '/v1/machines/me'));
+      renderStatus(await client.status()); // null: the user never had a machine
       pollError = '';
     } catch (err) {
-      if (err.status === 404) {
-        renderStatus(null);
-        pollError = '';
-      } else pollError = err.message;
+      pollError = err.detail || err.message;
     }
     showErrors();
   }
 
-  async function act(method, path, body) {
+  async function act(action) {
     busy = true;
     actionError = '';
     renderStatus(state);
     try {
-      await api(method, path, body);
+      if (!token) throw new Error('Paste an access token first.');
+      await action();
     } catch (err) {
-      actionError = err.message;
+      // A CloudExecutionError carries the problem's `detail`, the sentence meant for a person.
+      actionError = err.detail || err.message;
     } finally {
       busy = false;
       await poll();
@@ -150,47 +132,44 @@
 
   function syncStream() {
     const wanted = !!token && state && state.state === 'running';
-    if (wanted && !socket && !reconnectTimer) connect();
-    if (!wanted && socket) {
-      const ws = socket;
-      socket = null; // its onclose sees it is no longer current and stays quiet
-      ws.close(1000, 'machine not running');
+    // After the client stopped for good (e.g. 4404 while the machine was still coming up) the next poll
+    // that still says `running` connects again.
+    if (wanted && (stream.state === 'idle' || stream.state === 'closed')) stream.connect();
+    if (!wanted && stream.state !== 'idle' && stream.state !== 'closed') {
+      stream.disconnect();
       setStreamStatus('offline', '');
       $('health').textContent = 'Not streaming: the machine is not running.';
     }
   }
 
-  function connect() {
-    const url = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/v1/machines/me/stream`;
-    setStreamStatus('connecting…', 'connecting');
-    const ws = new WebSocket(url, ['bearer', token]);
-    socket = ws;
-    ws.onopen = () => {
-      reconnectDelay = 1000;
-      setStreamStatus('live', 'live');
-    };
-    ws.onmessage = (ev) => {
-      try {
-        onFrame(JSON.parse(ev.data));
-      } catch {
-        // A frame that is not JSON is shown raw and otherwise ignored.
-      }
-      $('last-frame').textContent = String(ev.data).slice(0, 2000);
-    };
-    ws.onclose = (ev) => {
-      if (socket !== ws) return;
-      socket = null;
-      setStreamStatus(ev.reason ? `closed: ${ev.reason}` : 'offline', '');
-      // Still running: reconnect with backoff (a deploy, a restart of the machine).
-      if (state && state.state === 'running' && token) {
-        reconnectTimer = window.setTimeout(() => {
-          reconnectTimer = null;
-          syncStream();
-        }, reconnectDelay);
-        reconnectDelay = Math.min(reconnectDelay * 2, 30000);
-      }
-    };
+  stream.on('connection', (h) => {
+    if (h.state === 'connecting') setStreamStatus('connecting…', 'connecting');
+    else if (h.state === 'open') setStreamStatus('live', 'live');
+    else if (h.state === 'reconnecting' || (h.state === 'closed' && h.stopReason !== 'disconnected')) {
+      const reason = h.lastClose && h.lastClose.reason;
+      setStreamStatus(reason ? `closed: ${reason}` : 'offline', '');
+    }
+  });
+  // The stream client's connection health, refreshed on every change and every poll.
+  function renderConnection() {
+    const h = stream.getConnectionHealth();
+    const m = h.metrics;
+    const parts = [];
+    if (h.roundTripMs !== null) parts.push(`connect→hello ${h.roundTripMs} ms`);
+    if (h.lastMessageAgeMs !== null && h.state === 'open')
+      parts.push(`last frame ${Math.round(h.lastMessageAgeMs / 1000)} s ago`);
+    if (m.connectionAttempts)
+      parts.push(`${m.successfulConnections}/${m.connectionAttempts} connections, ${m.reconnections} reconnects`);
+    if (h.nextReconnectAt)
+      parts.push(`retrying in ${Math.max(0, Math.round((h.nextReconnectAt - Date.now()) / 1000))} s`);
+    $('connection').textContent = parts.join(' · ');
   }
+  stream.on('connection', renderConnection);
+
+  stream.on('message', (raw, msg) => {
+    if (msg) onFrame(msg);
+    $('last-frame').textContent = raw.slice(0, 2000);
+  });
 
   function onFrame(msg) {
     if (msg.type === 'hello') {
@@ -241,10 +220,13 @@
     renderWho();
     void poll();
   });
-  $('start').addEventListener('click', () => void act('POST', '/v1/machines', { region: $('start-region').value }));
-  $('stop').addEventListener('click', () => void act('POST', '/v1/machines/me/stop'));
+  $('start').addEventListener('click', () => void act(() => client.provision({ region: $('start-region').value })));
+  $('stop').addEventListener('click', () => void act(() => client.stop()));
 
   renderWho();
   void poll();
-  window.setInterval(() => void poll(), POLL_MS);
+  window.setInterval(() => {
+    void poll();
+    renderConnection();
+  }, POLL_MS);
 })();

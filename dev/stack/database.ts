@@ -7,7 +7,6 @@ import { isListening, startProcess, waitFor, type ManagedProcess } from './proce
 /** Where local mode keeps its embedded database when DATABASE_URL is not set. */
 export const EMBEDDED_DB_PORT = Number(process.env.LOCAL_DB_PORT ?? 55432);
 export const EMBEDDED_DB_DIR = resolve(repoRoot, '.data', 'pglite');
-export const embeddedDatabaseUrl = () => `postgres://postgres@127.0.0.1:${EMBEDDED_DB_PORT}/postgres`;
 
 /**
  * The database for local mode: DATABASE_URL when set, else the embedded PGlite server (started here
@@ -16,22 +15,26 @@ export const embeddedDatabaseUrl = () => `postgres://postgres@127.0.0.1:${EMBEDD
 export async function ensureDatabase(opts: {
   databaseUrl?: string;
   quiet?: boolean;
+  dataDir?: string;
+  port?: number;
 }): Promise<{ url: string; process?: ManagedProcess }> {
   if (opts.databaseUrl) return { url: opts.databaseUrl };
-  const url = embeddedDatabaseUrl();
-  if (await isListening('127.0.0.1', EMBEDDED_DB_PORT)) return { url };
+  const port = opts.port ?? EMBEDDED_DB_PORT;
+  const url = `postgres://postgres@127.0.0.1:${port}/postgres`;
+  if (await isListening('127.0.0.1', port)) return { url };
   const proc = startProcess(
     'database',
     process.execPath,
     ['--import', 'tsx', resolve(repoRoot, 'store/pglite-server.ts')],
     {
-      env: { PGLITE_PORT: String(EMBEDDED_DB_PORT), PGLITE_DATA_DIR: EMBEDDED_DB_DIR },
+      env: {
+        PGLITE_PORT: String(port),
+        PGLITE_DATA_DIR: opts.dataDir ? resolve(opts.dataDir, 'pglite') : EMBEDDED_DB_DIR,
+      },
       quiet: opts.quiet,
     },
   );
-  await waitFor(`the embedded database on port ${EMBEDDED_DB_PORT}`, () => isListening('127.0.0.1', EMBEDDED_DB_PORT), {
-    proc,
-  });
+  await waitFor(`the embedded database on port ${port}`, () => isListening('127.0.0.1', port), { proc });
   return { url, process: proc };
 }
 

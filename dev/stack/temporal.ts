@@ -13,6 +13,7 @@ import { isListening, isLoopback, startProcess, waitFor, type ManagedProcess } f
 export async function ensureTemporal(
   address: string,
   namespace: string,
+  opts: { dataDir?: string; quiet?: boolean } = {},
 ): Promise<{ uiUrl?: string; process?: ManagedProcess }> {
   const [host = '127.0.0.1', portText = '7233'] = address.split(':');
   const port = Number(portText);
@@ -24,7 +25,7 @@ export async function ensureTemporal(
     throw new Error(
       `TEMPORAL_ADDRESS=${address}: nothing answers there (a non-local server is not started by npm start)`,
     );
-  const dir = resolve(repoRoot, '.data', 'temporal');
+  const dir = resolve(opts.dataDir ?? resolve(repoRoot, '.data'), 'temporal');
   mkdirSync(dir, { recursive: true });
   const uiPort = port + 1000;
   const args = [
@@ -44,7 +45,7 @@ export async function ensureTemporal(
     'warn',
   ];
   for (const key of machineSearchAttributes) args.push('--search-attribute', `${key.name}=Keyword`);
-  const proc = startProcess('temporal', readToolPaths().temporalCli, args);
+  const proc = startProcess('temporal', readToolPaths().temporalCli, args, { quiet: opts.quiet });
   await waitFor(`the Temporal dev server at ${address}`, () => isListening(host, port), { proc, timeoutMs: 90_000 });
   return { uiUrl: `http://${host}:${uiPort}`, process: proc };
 }

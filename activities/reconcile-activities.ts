@@ -1,0 +1,412 @@
+import { Context, log } from '@temporalio/activity';
+import {
+  ScheduleAlreadyRunning,
+  ScheduleOverlapPolicy,
+  WorkflowNotFoundError,
+  type Client,
+  type ScheduleOptionsAction,
+} from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
+import {
+  FlyMachineIdSearchAttribute,
+  MachineStateSearchAttribute,
+  UserIdSearchAttribute,
+} from '../common/search-attributes';
+import type { MachineStatus as RowStatus, ServiceStore } from '../store/types';
+import {
+  MACHINE_WORKFLOW_TYPE,
+  TASK_QUEUE,
+  machineVanishedSignal,
+  machineWorkflowId,
+  statusQuery,
+} from '../workflows/contract';
+import { flyCall } from './fly-failures';
+import type { FlyClient } from './fly/client';
+import { FlyApiError, isNotFound } from './fly/errors';
+
+/*
+ * The Node side of reconcileFleet (DESIGN §3): three listings (rows, Fly machines, running machine
+ * workflows) and three idempotent actions (destroy, repair a row, signal a workflow). Every action
+ * re-checks what it acts on right before acting, so a plan made a minute ago cannot destroy a machine
+ * a workflow has since adopted, and writes one `machine_events` row (reason `reconcile: …`) keyed by
+ * a transition id derived from what it saw: two reconciles at once write it once.
+ */
+
+const GONE = new Set(['destroyed', 'destroying', 'replaced', 'migrated']);
+const ACTIVE_ROW: readonly RowStatus[] = ['provisioning', 'starting', 'running', 'stopping'];
+
+/** A Fly machine carrying a `user_id` tag, in a live state. */
+export interface FleetMachine {
+  id: string;
+  name: string;
+  state: string;
+  userId: string;
+  /** The `workflow_id` tag, if any. */
+  workflowIdTag: string | null;
+  createdAt: string | null;
+}
+
+/** A running machineLifecycle workflow; `status` is null when its status query got no answer. */
+export interface FleetWorkflow {
+  workflowId: string;
+  userId: string;
+  status: { state: string; machineId: string | null; since: string } | null;
+  /** From visibility, for the report when the query failed. */
+  searchAttributes: { state: string | null; machineId: string | null };
+}
+
+export interface FleetRow {
+  userId: string;
+  status: RowStatus;
+  machineId: string | null;
+  workflowId: string | null;
+  updatedAt: string;
+}
+
+export interface DestroyAction {
+  machineId: string;
+  userId: string;
+  /** `orphan`: no running workflow; `duplicate`: the running workflow owns another machine. */
+  kind: 'orphan' | 'duplicate';
+  /** For a duplicate: the machine the workflow's status names (kept). */
+  keep?: string;
+}
+export interface RepairAction {
+  userId: string;
+  from: RowStatus;
+  /** The row's updated_at when planned: the repair is skipped if the row moved since. */
+  seenUpdatedAt: string;
+  /** `running`: a running workflow says so; `ended`: no workflow runs (the activity picks stopped/error). */
+  kind: 'ended' | 'running';
+  machineId?: string | null;
+}
+export interface SignalAction {
+  workflowId: string;
+  userId: string;
+  machineId: string;
+}
+export interface ActionResult {
+  done: boolean;
+  /** What happened, for the report (`destroyed`, `already gone`, `skipped: …`). */
+  outcome: string;
+  to?: RowStatus;
+}
+
+export interface ReconcileDeps {
+  fly: FlyClient;
+  store: ServiceStore;
+  /** The Temporal client and the machine workflows' task queue. Wired by the worker (worker/main.ts). */
+  temporal?: { client: Client; taskQueue: string };
+}
+
+function heartbeat(details?: unknown) {
+  try {
+    Context.current().heartbeat(details);
+  } catch {
+    // Called outside an activity (a direct call in a test): nothing to report to.
+  }
+}
+
+/** Runs `work` with at most `limit` in flight. */
+async function mapLimit<T, R>(items: T[], limit: number, work: (item: T) => Promise<R>): Promise<R[]> {
+  const out: R[] = new Array<R>(items.length);
+  let next = 0;
+  const lanes = Array.from({ length: Math.min(limit, items.length) }, async () => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await work(items[i]!);
+    }
+  });
+  await Promise.all(lanes);
+  return out;
+}
+
+const isDuplicateTransition = (err: unknown) =>
+  err instanceof Error && /duplicate key|unique/i.test(err.message) && /transition/i.test(err.message);
+const isUnknownUser = (err: unknown) =>
+  err instanceof Error && /foreign key/i.test(err.message) && /user/i.test(err.message);
+
+export const createReconcileActivities = (deps: ReconcileDeps) => {
+  const { fly, store } = deps;
+  const temporal = () => {
+    if (!deps.temporal)
+      throw ApplicationFailure.nonRetryable(
+        'reconcile activities need a Temporal client: the worker wires it (worker/main.ts)',
+        'ReconcileNotWired',
+      );
+    return deps.temporal;
+  };
+
+  /** The workflow's status, or null when no worker answers within a few seconds (then nothing is done for that user). */
+  async function queryStatus(workflowId: string): Promise<FleetWorkflow['status']> {
+    const { client } = temporal();
+    try {
+      const s = await client.connection.withDeadline(Date.now() + 5000, () =>
+        client.workflow.getHandle(workflowId).query(statusQuery),
+      );
+      return { state: s.state, machineId: s.machineId, since: s.since };
+    } catch (err) {
+      log.warn('reconcile: status query failed', { workflowId, error: String(err) });
+      return null;
+    }
+  }
+
+  /** Whether a machine workflow runs for the user now, and how its last run ended otherwise. */
+  async function describeWorkflow(userId: string): Promise<string> {
+    const { client } = temporal();
+    try {
+      return (await client.workflow.getHandle(machineWorkflowId(userId)).describe()).status.name;
+    } catch (err) {
+      if (err instanceof WorkflowNotFoundError) return 'NONE';
+      throw err;
+    }
+  }
+
+  /** Writes the audit event (and the row) once per transition id; a user the database does not know is only logged. */
+  async function record(t: Parameters<ServiceStore['recordMachineTransition']>[0]): Promise<void> {
+    try {
+      await store.recordMachineTransition(t);
+    } catch (err) {
+      if (isDuplicateTransition(err)) return; // a concurrent reconcile wrote the same event first
+      if (isUnknownUser(err)) {
+        log.warn('reconcile: no such user in the database, event not recorded', { userId: t.userId, reason: t.reason });
+        return;
+      }
+      throw err;
+    }
+  }
+
+  async function destroyMachine(machineId: string): Promise<'destroyed' | 'already gone'> {
+    try {
+      const m = await fly.getMachine(machineId);
+      if (GONE.has(m.state ?? '')) return 'already gone';
+      await fly.stopMachine(machineId).catch((err: unknown) => {
+        // Already stopped, or in a state Fly will not stop: the forced delete below handles it.
+        if (!(err instanceof FlyApiError) || ![404, 409, 412].includes(err.status)) throw err;
+      });
+      await fly.deleteMachine(machineId, { force: true });
+      await fly.waitMachine(machineId, { state: 'destroyed', timeoutSeconds: 60 });
+      return 'destroyed';
+    } catch (err) {
+      if (isNotFound(err)) return 'already gone';
+      throw err;
+    }
+  }
+
+  return {
+    /** Every cloud_machines row (read before the workflows, so a row written by a new workflow has a visible workflow). */
+    async listMachineRowsForReconcile(): Promise<FleetRow[]> {
+      return (await store.listMachines()).map((r) => ({
+        userId: r.userId,
+        status: r.status,
+        machineId: r.machineId,
+        workflowId: r.workflowId,
+        updatedAt: r.updatedAt.toISOString(),
+      }));
+    },
+
+    /** Every live Fly machine with a `user_id` tag (listed before the workflows: a machine seen here predates them). */
+    async listFleetMachines(): Promise<FleetMachine[]> {
+      const all = await flyCall(() => fly.listMachines({}));
+      return all.flatMap((m) => {
+        const userId = m.config?.metadata?.user_id;
+        if (!userId || !m.id || GONE.has(m.state ?? '')) return [];
+        return [
+          {
+            id: m.id,
+            name: m.name ?? '',
+            state: m.state ?? 'unknown',
+            userId,
+            workflowIdTag: m.config?.metadata?.workflow_id ?? null,
+            createdAt: m.created_at ?? null,
+          },
+        ];
+      });
+    },
+
+    /** Running machineLifecycle workflows of this fleet's task queue, each with its status query's answer. */
+    async listMachineWorkflows(): Promise<FleetWorkflow[]> {
+      const { client, taskQueue } = temporal();
+      const query = `WorkflowType = '${MACHINE_WORKFLOW_TYPE}' AND ExecutionStatus = 'Running' AND TaskQueue = '${taskQueue}'`;
+      const listed: { workflowId: string; userId: string; state: string | null; machineId: string | null }[] = [];
+      for await (const wf of client.workflow.list({ query })) {
+        const userId = wf.typedSearchAttributes.get(UserIdSearchAttribute) ?? wf.workflowId.replace(/^machine-/, '');
+        listed.push({
+          workflowId: wf.workflowId,
+          userId,
+          state: wf.typedSearchAttributes.get(MachineStateSearchAttribute) ?? null,
+          machineId: wf.typedSearchAttributes.get(FlyMachineIdSearchAttribute) ?? null,
+        });
+        if (listed.length % 100 === 0) heartbeat({ listed: listed.length });
+      }
+      return mapLimit(listed, 8, async (w) => {
+        heartbeat({ querying: w.workflowId });
+        return {
+          workflowId: w.workflowId,
+          userId: w.userId,
+          status: await queryStatus(w.workflowId),
+          searchAttributes: { state: w.state, machineId: w.machineId },
+        };
+      });
+    },
+
+    /**
+     * Destroys a machine no running workflow owns (or a duplicate of the one it owns). Re-checks first:
+     * an orphan whose user now has a running workflow, or a duplicate that has become the workflow's
+     * machine, is left alone.
+     */
+    async reconcileDestroyMachine(a: DestroyAction): Promise<ActionResult> {
+      heartbeat({ destroying: a.machineId });
+      const wfStatus = await describeWorkflow(a.userId);
+      let workflowState: string | undefined;
+      if (a.kind === 'orphan' && wfStatus === 'RUNNING')
+        return { done: false, outcome: 'skipped: a workflow runs now' };
+      if (a.kind === 'duplicate') {
+        const s = wfStatus === 'RUNNING' ? await queryStatus(machineWorkflowId(a.userId)) : null;
+        if (!s || s.state !== 'running' || !s.machineId || s.machineId === a.machineId)
+          return {
+            done: false,
+            outcome: 'skipped: the workflow is not in a settled running state with another machine',
+          };
+        workflowState = s.state;
+      }
+      const outcome = await destroyMachine(a.machineId);
+      if (outcome === 'already gone') return { done: false, outcome };
+      const row = await store.getMachine(a.userId);
+      // The row belongs to the workflow while one runs: keep its state; otherwise it is (or now becomes) ended.
+      const status: RowStatus =
+        (workflowState as RowStatus | undefined) ??
+        (row && !ACTIVE_ROW.includes(row.status) ? row.status : row?.status === 'stopping' ? 'stopped' : 'error');
+      await record({
+        userId: a.userId,
+        status,
+        machineId: a.kind === 'duplicate' ? a.keep : undefined,
+        reason:
+          a.kind === 'orphan'
+            ? `reconcile: destroyed orphan machine ${a.machineId} (no running workflow)`
+            : `reconcile: destroyed duplicate machine ${a.machineId} (the workflow owns ${a.keep})`,
+        details: { reconcile: 'destroy', machineId: a.machineId, kind: a.kind },
+        transitionId: `reconcile:destroy:${a.machineId}`,
+      });
+      return { done: true, outcome, to: status };
+    },
+
+    /** Repairs a row that disagrees with the workflows, unless the row or the workflow moved since the plan. */
+    async reconcileRepairRow(a: RepairAction): Promise<ActionResult> {
+      const row = await store.getMachine(a.userId);
+      if (!row || row.updatedAt.toISOString() !== a.seenUpdatedAt)
+        return { done: false, outcome: 'skipped: the row changed since' };
+      const wfStatus = await describeWorkflow(a.userId);
+      if (a.kind === 'ended') {
+        if (wfStatus === 'RUNNING') return { done: false, outcome: 'skipped: a workflow runs now' };
+        // A workflow that completed (or a row caught mid-stop) ended cleanly; anything else ended in error.
+        const to: RowStatus = wfStatus === 'COMPLETED' || row.status === 'stopping' ? 'stopped' : 'error';
+        const why = wfStatus === 'NONE' ? 'no workflow exists' : `the workflow is ${wfStatus.toLowerCase()}`;
+        await record({
+          userId: a.userId,
+          status: to,
+          reason: `reconcile: row said ${row.status} but no workflow runs (${why})`,
+          errorMessage: to === 'error' ? `reconcile: row said ${row.status} but no workflow runs (${why})` : undefined,
+          details: { reconcile: 'repair', from: row.status, workflow: wfStatus },
+          transitionId: `reconcile:repair:${a.userId}:${a.seenUpdatedAt}`,
+        });
+        return { done: true, outcome: 'repaired', to };
+      }
+      const s = wfStatus === 'RUNNING' ? await queryStatus(machineWorkflowId(a.userId)) : null;
+      if (!s || s.state !== 'running') return { done: false, outcome: 'skipped: the workflow is no longer running' };
+      await record({
+        userId: a.userId,
+        status: 'running',
+        machineId: s.machineId ?? undefined,
+        reason: `reconcile: row said ${row.status}${row.machineId !== s.machineId ? ` (machine ${row.machineId ?? 'none'})` : ''}, the workflow says running on ${s.machineId ?? 'none'}`,
+        details: { reconcile: 'repair', from: row.status, machineId: s.machineId },
+        transitionId: `reconcile:repair:${a.userId}:${a.seenUpdatedAt}`,
+      });
+      return { done: true, outcome: 'repaired', to: 'running' };
+    },
+
+    /** Tells a running workflow its machine is gone; it renews at once and provisions a replacement. */
+    async reconcileSignalVanished(a: SignalAction): Promise<ActionResult> {
+      const { client } = temporal();
+      const m = await fly.getMachine(a.machineId).catch((err: unknown) => {
+        if (isNotFound(err)) return undefined;
+        throw err;
+      });
+      if (m && !GONE.has(m.state ?? '')) return { done: false, outcome: 'skipped: the machine is there' };
+      const row = await store.getMachine(a.userId);
+      // Recorded before the signal: the renewal it triggers writes the next state after this event, not before.
+      await record({
+        userId: a.userId,
+        status: row?.status ?? 'running',
+        reason: `reconcile: machine ${a.machineId} vanished; signalled ${a.workflowId} to renew now`,
+        details: { reconcile: 'signal', machineId: a.machineId },
+        transitionId: `reconcile:vanished:${a.workflowId}:${a.machineId}`,
+      });
+      try {
+        await client.workflow
+          .getHandle(a.workflowId)
+          .signal(machineVanishedSignal, { machineId: a.machineId, reason: 'reconcile: not among live Fly machines' });
+      } catch (err) {
+        if (err instanceof WorkflowNotFoundError) return { done: false, outcome: 'skipped: the workflow ended' };
+        throw err;
+      }
+      return { done: true, outcome: 'signalled' };
+    },
+  };
+};
+
+export type ReconcileActivities = ReturnType<typeof createReconcileActivities>;
+
+/** Parses "10 minutes", "90s", "5m" (the forms the workflow accepts) to seconds. */
+export function durationSeconds(duration: string): number {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|milliseconds?|s|seconds?|m|minutes?|h|hours?|d|days?)\s*$/i.exec(duration);
+  if (!m) throw new Error(`bad duration "${duration}"`);
+  const unit = m[2]!.toLowerCase();
+  const factor =
+    unit.startsWith('ms') || unit.startsWith('milli') ? 0.001 : { s: 1, m: 60, h: 3600, d: 86400 }[unit[0]!]!;
+  return Number(m[1]) * factor;
+}
+
+export const RECONCILE_SCHEDULE_ID = 'reconcile-fleet';
+/** One schedule per fleet: the default task queue gets the plain id, any other (a test's) its own. */
+export const reconcileScheduleId = (taskQueue: string) =>
+  taskQueue === TASK_QUEUE ? RECONCILE_SCHEDULE_ID : `${RECONCILE_SCHEDULE_ID}-${taskQueue}`;
+
+/**
+ * Creates the reconcileFleet schedule, or brings an existing one up to date (interval, input): safe
+ * at every worker start, and when several workers start at once. Overlap SKIP: never two at once
+ * from the schedule (two at once would still be safe, only wasteful).
+ */
+export async function ensureReconcileSchedule(
+  client: Client,
+  opts: { taskQueue: string; interval: string; minMachineAgeSeconds: number },
+): Promise<{ scheduleId: string; created: boolean }> {
+  const scheduleId = reconcileScheduleId(opts.taskQueue);
+  const action: ScheduleOptionsAction = {
+    type: 'startWorkflow',
+    workflowType: 'reconcileFleet',
+    workflowId: scheduleId,
+    taskQueue: opts.taskQueue,
+    args: [{ minMachineAgeSeconds: opts.minMachineAgeSeconds }],
+    workflowExecutionTimeout: '30 minutes',
+  };
+  const spec = { intervals: [{ every: `${durationSeconds(opts.interval)} seconds` }] };
+  try {
+    await client.schedule.create({
+      scheduleId,
+      spec,
+      action,
+      policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: '1 minute' },
+    });
+    return { scheduleId, created: true };
+  } catch (err) {
+    if (!(err instanceof ScheduleAlreadyRunning)) throw err;
+  }
+  await client.schedule.getHandle(scheduleId).update((previous) => ({
+    ...previous,
+    spec,
+    action,
+    policies: { ...previous.policies, overlap: ScheduleOverlapPolicy.SKIP },
+  }));
+  return { scheduleId, created: false };
+}

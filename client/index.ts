@@ -1,0 +1,34 @@
+export { createCloudExecutionClient, STREAM_PATH } from './api';
+export type { AccessTokenProvider, CloudExecutionClient, CloudExecutionClientOptions } from './api';
+export { createCloudWebSocketClient } from './compat';
+export type { CloudWebSocketClient } from './compat';
+export { CloudExecutionError, isCloudExecutionError } from './errors';
+export { createCloudStreamClient } from './stream';
+export type {
+  CloudStreamClient,
+  CloudStreamOptions,
+  ConnectionHealth,
+  ConnectionMetrics,
+  ProbeResult,
+  StopReason,
+  StreamHandlers,
+  StreamState,
+  WebSocketConstructorLike,
+  WebSocketLike,
+} from './stream';
+export { cpuPriorities, machineStates } from './schemas';
+export type {
+  CandleMessage,
+  CpuPriority,
+  HelloMessage,
+  MachineState,
+  MachineStatus,
+  MetricsMessage,
+  ProvisionRequest,
+  ProvisionResponse,
+  SignalMessage,
+  StateMessage,
+  StopResponse,
+  StreamMessage,
+  StreamMessageType,
+} from './schemas';

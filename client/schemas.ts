@@ -1,0 +1,135 @@
+import * as z from 'zod/mini';
+
+// Re-declared from api/machines.ts and the runtime's /ws messages rather than imported: the client is
+// bundled for browsers and must not pull in server code (client/api.test.ts checks the two agree).
+// zod/mini because it tree-shakes: the dashboard's bundle stays small.
+
+export const machineStates = ['provisioning', 'starting', 'running', 'stopping', 'stopped', 'error'] as const;
+export type MachineState = (typeof machineStates)[number];
+export const cpuPriorities = ['low', 'normal', 'high'] as const;
+export type CpuPriority = (typeof cpuPriorities)[number];
+
+/** Body of `POST /v1/machines`. There is no `userId`: the user is the token's. */
+export interface ProvisionRequest {
+  /** Fly region code, e.g. "ams" (the API's default). */
+  region?: string;
+  cpuPriority?: CpuPriority;
+}
+
+export const provisionResponseSchema = z.object({
+  workflowId: z.string(),
+  state: z.enum(machineStates),
+});
+export type ProvisionResponse = z.infer<typeof provisionResponseSchema>;
+
+export const stopResponseSchema = provisionResponseSchema;
+export type StopResponse = z.infer<typeof stopResponseSchema>;
+
+export const machineStatusSchema = z.object({
+  state: z.enum(machineStates),
+  userId: z.string(),
+  machineId: z.nullable(z.string()),
+  region: z.string(),
+  since: z.string(),
+  lastHealthyAt: z.nullable(z.string()),
+  lastRenewedAt: z.nullable(z.string()),
+  reason: z.nullable(z.string()),
+  tier: z.nullable(z.string()),
+  paymentGraceEndsAt: z.nullable(z.string()),
+  recent: z.array(z.object({ at: z.string(), state: z.enum(machineStates), reason: z.optional(z.string()) })),
+  workflowId: z.string(),
+  source: z.enum(['workflow', 'table']),
+});
+export type MachineStatus = z.infer<typeof machineStatusSchema>;
+
+/** RFC 9457 problem document, the API's one error shape. */
+export const problemSchema = z.looseObject({
+  type: z.optional(z.string()),
+  title: z.optional(z.string()),
+  status: z.optional(z.number().check(z.int())),
+  detail: z.optional(z.string()),
+  instance: z.optional(z.string()),
+  requestId: z.optional(z.string()),
+  errors: z.optional(z.array(z.object({ path: z.string(), message: z.string() }))),
+});
+
+// --- stream messages (machine-runtime/app.ts `/ws`, relayed by the API) ------------------------------
+// Loose objects: the fields the client relies on are checked, anything the runtime adds passes through.
+
+export const helloMessageSchema = z.looseObject({
+  type: z.literal('hello'),
+  userId: z.string(),
+  serverTime: z.string(),
+  traders: z.number(),
+  streams: z.array(z.string()),
+});
+
+export const runtimeHealthSchema = z.looseObject({
+  ok: z.boolean(),
+  reasons: z.array(z.string()),
+  idle: z.boolean(),
+  uptimeSeconds: z.number(),
+  traders: z.number(),
+  streams: z.number(),
+  lastEvaluationAt: z.nullable(z.string()),
+  candlesProcessed: z.number(),
+  signalsFired: z.number(),
+});
+export const stateMessageSchema = z.looseObject({ type: z.literal('state'), state: runtimeHealthSchema });
+
+export const metricsMessageSchema = z.looseObject({
+  type: z.literal('metrics'),
+  at: z.string(),
+  feedMessages: z.number(),
+  malformed: z.number(),
+  reconnects: z.number(),
+  candlesProcessed: z.number(),
+  evaluations: z.number(),
+  signalsFired: z.number(),
+  signalQueue: z.number(),
+  heapUsedBytes: z.number(),
+});
+
+export const signalMessageSchema = z.looseObject({
+  type: z.literal('signal'),
+  signal: z.looseObject({
+    traderId: z.string(),
+    traderName: z.string(),
+    symbol: z.string(),
+    interval: z.string(),
+    candleOpenAt: z.string(),
+    firedAt: z.string(),
+    payload: z.record(z.string(), z.unknown()),
+  }),
+});
+
+export const candleMessageSchema = z.looseObject({
+  type: z.literal('candle'),
+  candle: z.looseObject({
+    symbol: z.string(),
+    interval: z.string(),
+    openTime: z.number(),
+    closeTime: z.number(),
+    open: z.number(),
+    high: z.number(),
+    low: z.number(),
+    close: z.number(),
+    volume: z.number(),
+  }),
+});
+
+export const streamMessageSchema = z.discriminatedUnion('type', [
+  helloMessageSchema,
+  stateMessageSchema,
+  metricsMessageSchema,
+  signalMessageSchema,
+  candleMessageSchema,
+]);
+export type StreamMessage = z.infer<typeof streamMessageSchema>;
+export type StreamMessageType = StreamMessage['type'];
+export type StreamMessageOf<T extends StreamMessageType> = Extract<StreamMessage, { type: T }>;
+export type HelloMessage = StreamMessageOf<'hello'>;
+export type StateMessage = StreamMessageOf<'state'>;
+export type MetricsMessage = StreamMessageOf<'metrics'>;
+export type SignalMessage = StreamMessageOf<'signal'>;
+export type CandleMessage = StreamMessageOf<'candle'>;

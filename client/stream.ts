@@ -1,0 +1,328 @@
+import { streamMessageSchema, type StreamMessage, type StreamMessageOf, type StreamMessageType } from './schemas';
+
+/** The part of the WHATWG WebSocket the client uses: browsers, Node ≥ 22, Deno and the `ws` package have it. */
+export interface WebSocketLike {
+  readonly readyState: number;
+  send(data: string): void;
+  close(code?: number, reason?: string): void;
+  addEventListener(type: 'open' | 'message' | 'close' | 'error', listener: SocketListener): void;
+}
+// A method type, so listeners of every implementation's own event types are accepted (bivariance).
+type SocketListener = { bivarianceHack(event: unknown): void }['bivarianceHack'];
+export type WebSocketConstructorLike = new (url: string, protocols?: string | string[]) => WebSocketLike;
+
+type TokenProvider = () => string | null | undefined | Promise<string | null | undefined>;
+
+export type StreamState = 'idle' | 'connecting' | 'open' | 'reconnecting' | 'closed';
+/** Why the client stopped for good (until `connect()` is called again). */
+export type StopReason =
+  | 'disconnected' // disconnect() was called
+  | 'no_machine' // 4404, or no running machine behind a refused handshake
+  | 'machine_stopped' // 1001 / 4503: the machine (or the API) went away on purpose
+  | 'closed_by_server' // 1000
+  | 'unauthorized' // no token, 401 before the upgrade, 4401 / 4403
+  | 'max_attempts';
+
+/** The seed's `cloudWebSocketClient` metrics, same names. */
+export interface ConnectionMetrics {
+  /** Every socket opened, first connect and reconnects. */
+  connectionAttempts: number;
+  /** Attempts that reached `open`. */
+  successfulConnections: number;
+  /** Attempts that closed before `open` (refused, unreachable). */
+  failedConnections: number;
+  messagesSent: number;
+  messagesReceived: number;
+  /** Attempts made by the automatic reconnect (not by `connect()`). */
+  reconnections: number;
+}
+
+export interface ConnectionHealth {
+  state: StreamState;
+  /** Open and a frame arrived within `staleAfterMs` (the runtime sends `metrics` and `state` every 5 s). */
+  isHealthy: boolean;
+  metrics: ConnectionMetrics;
+  connectedAt: number | null;
+  lastMessageAt: number | null;
+  lastMessageAgeMs: number | null;
+  /**
+   * The machine runtime answers no application-level ping, so this is the time from opening the socket
+   * to its `hello`: handshake, the API's machine lookup and its connection to the machine.
+   */
+  roundTripMs: number | null;
+  roundTripSource: 'hello' | null;
+  /** Consecutive failed attempts so far (reset once a frame arrives). */
+  reconnectAttempt: number;
+  nextReconnectAt: number | null;
+  lastClose: { code: number; reason: string; at: number } | null;
+  stopReason: StopReason | null;
+}
+
+export type ProbeResult = 'ok' | 'no_machine' | 'unauthorized';
+
+export interface CloudStreamOptions {
+  /** `ws(s)://<api>/v1/machines/me/stream`. */
+  url: string;
+  /** Called before every attempt, so a refreshed token is used on reconnect. */
+  getAccessToken: TokenProvider;
+  /** Default `globalThis.WebSocket`; on Node 20 pass the `ws` package's `WebSocket`. */
+  WebSocket?: WebSocketConstructorLike;
+  backoff?: { initialMs?: number; maxMs?: number; factor?: number; jitter?: number };
+  /** Consecutive failed attempts before giving up; default unlimited. */
+  maxReconnectAttempts?: number;
+  /** Default 15 s. */
+  staleAfterMs?: number;
+  /**
+   * Asked after a handshake fails, because browsers hide the HTTP status of a refused upgrade:
+   * `createCloudExecutionClient().stream()` asks the status route.
+   */
+  probe?: () => Promise<ProbeResult>;
+}
+
+export type StreamHandlers = { [K in StreamMessageType]: (message: StreamMessageOf<K>) => void } & {
+  /** Every frame: the raw text and, when it is one of the known messages, the parsed message. */
+  message: (raw: string, message: StreamMessage | undefined) => void;
+  /** Every change of state. */
+  connection: (health: ConnectionHealth) => void;
+};
+
+export interface CloudStreamClient {
+  connect(): void;
+  disconnect(): void;
+  /** Sends a text frame (objects as JSON); false when not open. */
+  send(data: string | object): boolean;
+  on<E extends keyof StreamHandlers>(event: E, handler: StreamHandlers[E]): () => void;
+  getConnectionHealth(): ConnectionHealth;
+  readonly state: StreamState;
+}
+
+/** Close codes after which reconnecting cannot help (api/stream.ts, machine-runtime/app.ts). */
+const TERMINAL_CLOSES: Record<number, StopReason> = {
+  1000: 'closed_by_server',
+  1001: 'machine_stopped',
+  4401: 'unauthorized',
+  4403: 'unauthorized',
+  4404: 'no_machine',
+  4503: 'machine_stopped',
+};
+const OPEN = 1;
+
+export function createCloudStreamClient(options: CloudStreamOptions): CloudStreamClient {
+  const Ctor = options.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructorLike }).WebSocket;
+  const backoff = { initialMs: 1_000, maxMs: 30_000, factor: 2, jitter: 0.5, ...options.backoff };
+  const maxAttempts = options.maxReconnectAttempts ?? Infinity;
+  const staleAfterMs = options.staleAfterMs ?? 15_000;
+
+  const metrics: ConnectionMetrics = {
+    connectionAttempts: 0,
+    successfulConnections: 0,
+    failedConnections: 0,
+    messagesSent: 0,
+    messagesReceived: 0,
+    reconnections: 0,
+  };
+  const handlers = new Map<keyof StreamHandlers, Set<(...args: never[]) => void>>();
+  let state: StreamState = 'idle';
+  let socket: WebSocketLike | null = null;
+  // Bumped by connect/disconnect: callbacks of an older attempt see they are stale and do nothing.
+  let generation = 0;
+  let timer: ReturnType<typeof setTimeout> | null = null;
+  let attempt = 0;
+  let nextReconnectAt: number | null = null;
+  let connectedAt: number | null = null;
+  let lastMessageAt: number | null = null;
+  let roundTripMs: number | null = null;
+  let lastClose: ConnectionHealth['lastClose'] = null;
+  let stopReason: StopReason | null = null;
+
+  const emit = <E extends keyof StreamHandlers>(event: E, ...args: Parameters<StreamHandlers[E]>) => {
+    for (const h of handlers.get(event) ?? []) {
+      try {
+        (h as unknown as (...a: unknown[]) => void)(...args);
+      } catch (err) {
+        // One throwing handler must not stop the others or the socket; report it asynchronously.
+        setTimeout(() => {
+          throw err;
+        });
+      }
+    }
+  };
+
+  const health = (): ConnectionHealth => {
+    const now = Date.now();
+    const age = lastMessageAt === null ? null : now - lastMessageAt;
+    return {
+      state,
+      isHealthy: state === 'open' && age !== null && age < staleAfterMs,
+      metrics: { ...metrics },
+      connectedAt,
+      lastMessageAt,
+      lastMessageAgeMs: age,
+      roundTripMs,
+      roundTripSource: roundTripMs === null ? null : 'hello',
+      reconnectAttempt: attempt,
+      nextReconnectAt,
+      lastClose,
+      stopReason,
+    };
+  };
+
+  const setState = (next: StreamState) => {
+    state = next;
+    emit('connection', health());
+  };
+
+  const clearTimer = () => {
+    if (timer !== null) clearTimeout(timer);
+    timer = null;
+    nextReconnectAt = null;
+  };
+
+  const stop = (reason: StopReason) => {
+    generation++;
+    clearTimer();
+    stopReason = reason;
+    connectedAt = null;
+    setState('closed');
+  };
+
+  const scheduleReconnect = (gen: number) => {
+    if (attempt >= maxAttempts) return stop('max_attempts');
+    // Exponential backoff with jitter, so many browsers dropped at once do not come back at once.
+    const base = Math.min(backoff.maxMs, backoff.initialMs * backoff.factor ** attempt);
+    const delay = Math.round(base * (1 - backoff.jitter * Math.random()));
+    attempt++;
+    nextReconnectAt = Date.now() + delay;
+    timer = setTimeout(() => {
+      timer = null;
+      nextReconnectAt = null;
+      if (gen === generation) void open(gen, true);
+    }, delay);
+    setState('reconnecting');
+  };
+
+  async function open(gen: number, isReconnect: boolean) {
+    if (!Ctor) return;
+    if (state !== 'connecting') setState('connecting');
+    let token: string | null | undefined;
+    try {
+      token = await options.getAccessToken();
+    } catch {
+      token = null;
+    }
+    if (gen !== generation) return;
+    if (!token) return stop('unauthorized');
+
+    metrics.connectionAttempts++;
+    if (isReconnect) metrics.reconnections++;
+    const startedAt = Date.now();
+    let opened = false;
+    let sawHello = false;
+    let errorText = '';
+    let ws: WebSocketLike;
+    try {
+      ws = new Ctor(options.url, ['bearer', token]);
+    } catch {
+      metrics.failedConnections++;
+      return scheduleReconnect(gen);
+    }
+    socket = ws;
+
+    ws.addEventListener('open', () => {
+      if (socket !== ws) return;
+      opened = true;
+      metrics.successfulConnections++;
+      connectedAt = Date.now();
+      setState('open');
+    });
+    ws.addEventListener('message', (event: { data: unknown }) => {
+      if (socket !== ws) return;
+      const raw = typeof event.data === 'string' ? event.data : String(event.data);
+      metrics.messagesReceived++;
+      lastMessageAt = Date.now();
+      // Frames flow end to end: the next failure starts the backoff from the beginning again.
+      attempt = 0;
+      let message: StreamMessage | undefined;
+      try {
+        const parsed = streamMessageSchema.safeParse(JSON.parse(raw));
+        if (parsed.success) message = parsed.data;
+      } catch {
+        // Not JSON: still handed to `message` handlers as raw text.
+      }
+      if (message?.type === 'hello' && !sawHello) {
+        sawHello = true;
+        roundTripMs = lastMessageAt - startedAt;
+      }
+      emit('message', raw, message);
+      if (message) emit(message.type, message as never);
+    });
+    ws.addEventListener('error', (event: { message?: unknown }) => {
+      if (typeof event.message === 'string') errorText = event.message;
+    });
+    ws.addEventListener('close', (event: { code: number; reason: string }) => {
+      if (socket !== ws) return;
+      socket = null;
+      connectedAt = null;
+      lastClose = { code: event.code, reason: event.reason, at: Date.now() };
+      if (!opened) metrics.failedConnections++;
+      void afterClose(gen, event.code, opened, errorText);
+    });
+  }
+
+  async function afterClose(gen: number, code: number, opened: boolean, errorText: string) {
+    if (gen !== generation) return;
+    const terminal = TERMINAL_CLOSES[code];
+    if (terminal) return stop(terminal);
+    if (!opened) {
+      // Node's `ws` names the refused upgrade's status in its error; browsers say nothing.
+      if (/\b(401|403)\b/.test(errorText)) return stop('unauthorized');
+      if (/\b404\b/.test(errorText)) return stop('no_machine');
+      if (options.probe) {
+        let verdict: ProbeResult = 'ok';
+        try {
+          verdict = await options.probe();
+        } catch {
+          verdict = 'ok';
+        }
+        if (gen !== generation) return;
+        if (verdict !== 'ok') return stop(verdict);
+      }
+    }
+    scheduleReconnect(gen);
+  }
+
+  return {
+    get state() {
+      return state;
+    },
+    connect() {
+      if (!Ctor) throw new Error('no WebSocket implementation: pass `WebSocket` (e.g. from the ws package on Node 20)');
+      if (state === 'connecting' || state === 'open' || state === 'reconnecting') return;
+      const gen = ++generation;
+      attempt = 0;
+      stopReason = null;
+      void open(gen, false);
+    },
+    disconnect() {
+      const ws = socket;
+      socket = null;
+      if (ws && ws.readyState <= OPEN) ws.close(1000, 'client disconnect');
+      if (state === 'idle' || state === 'closed') generation++;
+      else stop('disconnected');
+    },
+    send(data) {
+      if (!socket || socket.readyState !== OPEN) return false;
+      socket.send(typeof data === 'string' ? data : JSON.stringify(data));
+      metrics.messagesSent++;
+      return true;
+    },
+    on(event, handler) {
+      let set = handlers.get(event);
+      if (!set) handlers.set(event, (set = new Set()));
+      const h = handler as (...args: never[]) => void;
+      set.add(h);
+      return () => void set.delete(h);
+    },
+    getConnectionHealth: health,
+  };
+}

@@ -1,0 +1,227 @@
+import WebSocket from 'ws';
+import { signWebhook } from '../api/webhooks';
+import { createApiStack, TEST_WEBHOOK_SECRET, type ApiStack } from '../api/test-support/api-stack';
+import globalSetup from '../test/global-setup';
+import globalTeardown from '../test/global-teardown';
+import { quietTemporalLogs } from '../test/temporal';
+
+/**
+ * `npm run abuse`: what the API answers to abuse (bad tokens, bad webhooks, streams it must refuse),
+ * as a markdown table. scripts/abuse-table.test.ts runs the same cases and asserts the expected answers.
+ */
+
+export interface AbuseCase {
+  group: 'token' | 'webhook' | 'stream';
+  name: string;
+  request: string;
+  expected: string;
+  observed: string;
+}
+
+/** How a WebSocket attempt ended: an HTTP status before the upgrade, or a close code after it. */
+function streamAttempt(url: string, o: { protocols?: string[]; headers?: Record<string, string> }) {
+  return new Promise<string>((resolve) => {
+    const ws = new WebSocket(url, o.protocols ?? [], { headers: o.headers });
+    const timer = setTimeout(() => {
+      ws.terminate();
+      resolve('no answer in 15 s');
+    }, 15_000);
+    ws.on('unexpected-response', (_req, res) => {
+      clearTimeout(timer);
+      resolve(`HTTP ${res.statusCode}`);
+      res.resume();
+      ws.terminate();
+    });
+    ws.on('error', () => undefined);
+    ws.on('close', (code, reason) => {
+      clearTimeout(timer);
+      resolve(`close ${code} ${reason.toString()}`.trim());
+    });
+  });
+}
+
+/**
+ * Runs every case against a live stack. User A has a running machine; B is another elite user
+ * without one, so "someone else's machine" is A's as B tries to reach it.
+ */
+export async function runAbuseCases(api: ApiStack): Promise<AbuseCase[]> {
+  const a = await api.createUser('elite');
+  const b = await api.createUser('elite');
+  const tokenA = await api.token(a);
+  const tokenB = await api.token(b);
+  const provision = await api.call('POST', '/v1/machines', { token: tokenA });
+  if (provision.status !== 202)
+    throw new Error(`could not provision user A: HTTP ${provision.status} ${provision.text}`);
+  const statusA = await api.waitForStatus(tokenA, (s) => s.state === 'running', 90_000);
+
+  const cases: AbuseCase[] = [];
+  const add = (group: AbuseCase['group'], name: string, request: string, expected: string, observed: string) =>
+    cases.push({ group, name, request, expected, observed });
+  const status = async (...args: Parameters<ApiStack['call']>) => {
+    const res = await api.call(...args);
+    const detail = typeof res.json?.detail === 'string' ? ` (${res.json.detail})` : '';
+    return { res, text: `${res.status}${detail}` };
+  };
+
+  // --- tokens ---------------------------------------------------------------------------------
+  {
+    const r = await status('GET', '/v1/machines/me');
+    add('token', 'none', 'GET /v1/machines/me, no Authorization', '401', r.text);
+  }
+  {
+    const r = await status('GET', '/v1/machines/me', { token: await api.token(a, { ttlSeconds: -60 }) });
+    add('token', 'expired', 'GET /v1/machines/me, exp 60 s ago', '401', r.text);
+  }
+  {
+    const forged = await api.token(a, { secret: 'not-the-project-secret-but-32-chars!!' });
+    const r = await status('POST', '/v1/machines/me/stop', { token: forged });
+    add('token', 'forged', 'POST /v1/machines/me/stop, signed with another secret', '401', r.text);
+  }
+  {
+    const r = await status('GET', '/v1/machines/me', { token: await api.token(a, { audience: 'anon' }) });
+    add('token', 'other audience', 'GET /v1/machines/me, aud "anon"', '401', r.text);
+  }
+  {
+    const payload = tokenA.split('.')[1];
+    const none = `${Buffer.from(JSON.stringify({ alg: 'none', typ: 'JWT' })).toString('base64url')}.${payload}.`;
+    const r = await status('GET', '/v1/machines/me', { token: none });
+    add('token', 'alg none', 'GET /v1/machines/me, A’s claims with alg none, no signature', '401', r.text);
+  }
+  {
+    const r = await status('GET', '/v1/machines/me', { token: tokenB });
+    add('token', 'other user’s machine: read', 'GET /v1/machines/me as B (A has a machine)', '404', r.text);
+  }
+  {
+    const r = await status('POST', '/v1/machines/me/stop', { token: tokenB });
+    add('token', 'other user’s machine: stop', 'POST /v1/machines/me/stop as B', '404', r.text);
+  }
+  {
+    const r = await status('POST', '/v1/machines', { token: tokenB, body: { userId: a } });
+    add('token', 'other user’s machine: name it', 'POST /v1/machines as B with body {userId: A}', '400', r.text);
+  }
+  {
+    const after = await api.waitForStatus(tokenA, () => true);
+    add(
+      'token',
+      'A after all of the above',
+      'GET /v1/machines/me as A',
+      `running on ${statusA.machineId}`,
+      `${after.state} on ${after.machineId}`,
+    );
+  }
+
+  // --- webhooks -------------------------------------------------------------------------------
+  const event = (id: string) =>
+    JSON.stringify({ id, type: 'payment.failed', userId: b, occurredAt: new Date().toISOString() });
+  const hook = (rawBody: string, signature: string) =>
+    status('POST', '/v1/webhooks/billing', { rawBody, headers: { 'x-signature': signature } });
+  {
+    const body = event(`evt-bad-${Date.now()}`);
+    const r = await hook(body, signWebhook('whsec-someone-elses-secret', body));
+    add('webhook', 'bad signature', 'payment.failed signed with another secret', '401', r.text);
+  }
+  {
+    const body = event(`evt-stale-${Date.now()}`);
+    const r = await hook(body, signWebhook(TEST_WEBHOOK_SECRET, body, Math.floor(Date.now() / 1000) - 600));
+    add('webhook', 'stale', 'valid signature, t = 10 minutes ago', '401', r.text);
+  }
+  {
+    const body = event(`evt-replay-${Date.now()}`);
+    const first = await hook(body, signWebhook(TEST_WEBHOOK_SECRET, body));
+    const second = await hook(body, signWebhook(TEST_WEBHOOK_SECRET, body));
+    const s = (r: typeof first) => `${r.res.status} ${String(r.res.json?.status ?? '')}`.trim();
+    add(
+      'webhook',
+      'replayed',
+      'the same signed event id twice',
+      '200 recorded, then 200 duplicate',
+      `${s(first)}, then ${s(second)}`,
+    );
+  }
+  {
+    const body = '{"id": "evt-malformed", "type": "payment.failed", "userId": "not-a-uuid"';
+    const r = await hook(body, signWebhook(TEST_WEBHOOK_SECRET, body));
+    add('webhook', 'malformed', 'correctly signed, truncated JSON', '400', r.text);
+  }
+  {
+    const body = JSON.stringify({
+      id: 'evt-schema',
+      type: 'tier.changed',
+      userId: b,
+      occurredAt: 'yesterday',
+      tier: 'god',
+    });
+    const r = await hook(body, signWebhook(TEST_WEBHOOK_SECRET, body));
+    add('webhook', 'malformed (schema)', 'correctly signed, bad tier and date', '400', r.text);
+  }
+  {
+    const body = JSON.stringify({
+      id: 'evt-huge',
+      type: 'payment.failed',
+      userId: b,
+      occurredAt: new Date().toISOString(),
+      pad: 'x'.repeat(200_000),
+    });
+    const r = await hook(body, signWebhook(TEST_WEBHOOK_SECRET, body));
+    add('webhook', 'huge body', '200 KB body, correctly signed', '413', r.text);
+  }
+
+  // --- stream ---------------------------------------------------------------------------------
+  const streamUrl = `${api.wsUrl}/v1/machines/me/stream`;
+  add('stream', 'no token', 'WebSocket upgrade without a token', 'HTTP 401', await streamAttempt(streamUrl, {}));
+  add(
+    'stream',
+    'forged token',
+    'Sec-WebSocket-Protocol: bearer, <forged token>',
+    'HTTP 401',
+    await streamAttempt(streamUrl, { protocols: ['bearer', await api.token(a, { secret: 'x'.repeat(40) })] }),
+  );
+  add(
+    'stream',
+    'someone else’s machine',
+    'B’s token (only A has a machine): the gateway only ever dials the caller’s own',
+    'close 4404 you have no running machine',
+    await streamAttempt(streamUrl, { protocols: ['bearer', tokenB] }),
+  );
+  await api.call('POST', '/v1/machines/me/stop', { token: tokenA });
+  return cases;
+}
+
+/** Whether the observed answer is the expected one (status codes compare by their code; the rest by prefix). */
+export const answersAsExpected = (c: AbuseCase) =>
+  /^\d{3}$/.test(c.expected) ? c.observed.split(' ')[0] === c.expected : c.observed.startsWith(c.expected);
+
+export function abuseTable(cases: AbuseCase[]): string {
+  const esc = (s: string) => s.replace(/\|/g, '\\|');
+  return [
+    '| kind | case | request | expected | observed | ok |',
+    '| --- | --- | --- | --- | --- | --- |',
+    ...cases.map(
+      (c) =>
+        `| ${c.group} | ${esc(c.name)} | ${esc(c.request)} | ${esc(c.expected)} | ${esc(c.observed)} | ${answersAsExpected(c) ? 'yes' : '**NO**'} |`,
+    ),
+  ].join('\n');
+}
+
+async function main() {
+  // The test harness's Temporal dev server and Postgres, then the API tests' stack on them.
+  quietTemporalLogs();
+  await globalSetup();
+  const api = await createApiStack();
+  try {
+    const cases = await runAbuseCases(api);
+    console.log(`\n${abuseTable(cases)}\n`);
+    const bad = cases.filter((c) => !answersAsExpected(c));
+    console.log(`abuse: ${cases.length} cases, ${bad.length} unexpected answers`);
+    process.exitCode = bad.length ? 1 : 0;
+  } finally {
+    await api.close();
+    await globalTeardown();
+  }
+}
+
+if (require.main === module)
+  main().catch((err: unknown) => {
+    console.error(err);
+    process.exit(1);
+  });
