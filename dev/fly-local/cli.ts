@@ -28,6 +28,9 @@ async function main(): Promise<void> {
     FLY_LOCAL_IMAGES: z.string().min(1).optional(),
     FLY_LOCAL_FAULTS: z.string().min(1).optional(),
     FLY_LOCAL_RATE_LIMIT: z.enum(['0', '1', 'true', 'false']).default('0'),
+    /** Containers (docker compose): listen on all interfaces and hand out this address as private_ip. */
+    FLY_LOCAL_LISTEN_HOST: z.string().min(1).optional(),
+    FLY_LOCAL_PRIVATE_IP: z.string().min(1).optional(),
     FLY_LOCAL_KILL_ON_EXIT: z.enum(['0', '1', 'true', 'false']).default('0'),
   });
   const url = new URL(env.FLY_API_URL);
@@ -47,7 +50,8 @@ async function main(): Promise<void> {
 
   const flyLocal = await createFlyLocal({
     port: Number(url.port || 80),
-    host: url.hostname.replace(/^\[|\]$/g, ''),
+    host: env.FLY_LOCAL_LISTEN_HOST ?? url.hostname.replace(/^\[|\]$/g, ''),
+    privateIp: env.FLY_LOCAL_PRIVATE_IP,
     token: env.FLY_API_TOKEN,
     dataDir: env.FLY_LOCAL_DATA_DIR,
     imageRegistry,

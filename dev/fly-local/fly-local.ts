@@ -20,6 +20,8 @@ type MachineConfig = components['schemas']['fly.MachineConfig'];
 type Machine = components['schemas']['Machine'];
 
 export interface FlyLocalOptions {
+  /** The machines' `private_ip` (default 127.0.0.1); in docker compose, the fly-local container's name. */
+  privateIp?: string;
   /** 0 picks a free port (tests). */
   port?: number;
   host?: string;
@@ -265,7 +267,7 @@ export async function createFlyLocal(options: FlyLocalOptions): Promise<FlyLocal
       region: m.region,
       instance_id: m.instance_id,
       // Locally every machine is a process on loopback; its port is in config.metadata.fly_local_port.
-      private_ip: '127.0.0.1',
+      private_ip: options.privateIp ?? '127.0.0.1',
       image_ref: imageRef(m.config.image ?? '', m.launch),
       created_at: m.created_at,
       updated_at: m.updated_at,
@@ -320,7 +322,7 @@ export async function createFlyLocal(options: FlyLocalOptions): Promise<FlyLocal
       FLY_MACHINE_ID: m.id,
       FLY_APP_NAME: m.app,
       FLY_REGION: m.region,
-      FLY_PRIVATE_IP: '127.0.0.1',
+      FLY_PRIVATE_IP: options.privateIp ?? '127.0.0.1',
       FLY_MACHINE_VERSION: m.instance_id,
       FLY_IMAGE_REF: m.config.image ?? '',
     };

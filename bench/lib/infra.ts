@@ -1,0 +1,92 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { DefaultLogger, Runtime } from '@temporalio/worker';
+import pg from 'pg';
+import { startPostgresCluster, type PostgresCluster } from '../../common/postgres-cluster';
+import { machineSearchAttributes } from '../../common/search-attributes';
+import { readToolPaths } from '../../common/tools';
+import { migrate } from '../../store/migrate';
+import { TEMPLATE_DB } from '../../test/pg';
+
+let runtimeInstalled = false;
+/** Workers log warnings only: a benchmark's stdout is its table. */
+export function quietRuntime() {
+  if (runtimeInstalled) return;
+  runtimeInstalled = true;
+  try {
+    Runtime.install({ logger: new DefaultLogger('ERROR') });
+  } catch {
+    // Installed already (Jest runs several benchmarks in one process).
+  }
+}
+
+export const quietBundler = { info() {}, warn() {}, error() {}, debug() {}, trace() {}, log() {} };
+
+/**
+ * The same real pieces the test harness uses (test/global-setup.ts), for a benchmark run outside Jest:
+ * a private Postgres cluster with the migrated template database, and a Temporal dev server. When Jest's
+ * global set-up already provides them (the smoke test), they are reused and nothing is started.
+ * The dev server keeps its SQLite in a file, as `npm start` does (BENCH_TEMPORAL_DB=memory for in-memory).
+ */
+export async function ensureInfra(opts: { postgres?: boolean; temporal?: boolean } = {}) {
+  quietRuntime();
+  const tools = readToolPaths();
+  let cluster: PostgresCluster | undefined;
+  let env: TestWorkflowEnvironment | undefined;
+  let tmp: string | undefined;
+  if (opts.postgres !== false && !process.env.TEST_PG_ADMIN_URL) {
+    if (!tools.postgresBin) throw new Error('no Postgres binaries: run `npm run setup -- --test` first');
+    cluster = await startPostgresCluster({ bin: tools.postgresBin, fast: true });
+    process.env.TEST_PG_ADMIN_URL = cluster.url;
+    await createTemplate(cluster.url);
+  }
+  if (opts.temporal !== false && !process.env.TEMPORAL_TEST_ADDRESS) {
+    tmp = mkdtempSync(join(tmpdir(), 'ce-bench-temporal-'));
+    env = await TestWorkflowEnvironment.createLocal({
+      server: {
+        executable: { type: 'existing-path', path: tools.temporalCli },
+        ip: '127.0.0.1',
+        searchAttributes: machineSearchAttributes,
+        log: { format: 'pretty', level: 'error' },
+        ...(process.env.BENCH_TEMPORAL_DB === 'memory' ? {} : { dbFilename: join(tmp, 'temporal.sqlite') }),
+      },
+    });
+    process.env.TEMPORAL_TEST_ADDRESS = env.address;
+  }
+  if (tools.temporalTestServer) process.env.TEMPORAL_TEST_SERVER_PATH ??= tools.temporalTestServer;
+  return {
+    async close() {
+      if (env) {
+        await env.teardown();
+        delete process.env.TEMPORAL_TEST_ADDRESS;
+      }
+      if (cluster) {
+        cluster.stop({ remove: true });
+        delete process.env.TEST_PG_ADMIN_URL;
+      }
+      if (tmp) rmSync(tmp, { recursive: true, force: true });
+    },
+  };
+}
+
+async function createTemplate(adminUrl: string) {
+  const admin = new pg.Client({ connectionString: adminUrl });
+  await admin.connect();
+  try {
+    await admin.query(`drop database if exists ${TEMPLATE_DB}`);
+    await admin.query(`create database ${TEMPLATE_DB}`);
+  } finally {
+    await admin.end();
+  }
+  const url = new URL(adminUrl);
+  url.pathname = `/${TEMPLATE_DB}`;
+  const client = new pg.Client({ connectionString: url.toString() });
+  await client.connect();
+  try {
+    await migrate(client);
+  } finally {
+    await client.end();
+  }
+}
