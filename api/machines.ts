@@ -158,7 +158,22 @@ export function createMachineService(deps: MachineServiceDeps) {
           if (err instanceof WorkflowNotFoundError) return statusFromTable(userId);
           const fallback = await statusFromTable(userId);
           if (fallback) return fallback;
-          throw err;
+          // Started but not yet picked up by a worker (none running yet, or busy): what the server knows.
+          return {
+            state: stateOf(d) ?? 'provisioning',
+            userId,
+            machineId: null,
+            region: (d.typedSearchAttributes.get(RegionSearchAttribute) as string | undefined) ?? 'ams',
+            since: d.startTime.toISOString(),
+            lastHealthyAt: null,
+            lastRenewedAt: null,
+            reason: 'waiting for a worker',
+            tier: null,
+            paymentGraceEndsAt: null,
+            recent: [],
+            workflowId: machineWorkflowId(userId),
+            source: 'workflow',
+          };
         }
       }
       return statusFromTable(userId);

@@ -7,7 +7,7 @@ jest.setTimeout(240_000);
 /**
  * The short chaos run inside `npm test` (the full one is `npm run chaos`): renewals only, so a
  * SIGKILL costs at most a 30-second activity timeout, with Fly faults and a restart of fly-local
- * and of the file-backed Temporal server in every trial. Asserts invariants, never timings.
+ * and of the file-backed Temporal server. Asserts invariants, never timings.
  */
 describe('chaos (short): SIGKILLed worker, Fly faults, fly-local and Temporal restarts', () => {
   let db: TestDatabase;
@@ -24,8 +24,8 @@ describe('chaos (short): SIGKILLed worker, Fly faults, fly-local and Temporal re
     const lines: string[] = [];
     const summary = await runChaos({
       seed,
-      trials: 2,
-      usersPerTrial: 2,
+      trials: 1,
+      usersPerTrial: 3,
       ops: ['renewal'],
       flyLocalRestartChance: 1,
       temporalRestartChance: 1,
@@ -37,7 +37,7 @@ describe('chaos (short): SIGKILLed worker, Fly faults, fly-local and Temporal re
       log: (line) => lines.push(line),
     });
     console.warn(`${lines.join('\n')}\n\n${chaosTable(summary)}`);
-    expect(summary.results.map((r) => r.violations)).toEqual([[], []]);
-    expect(summary).toMatchObject({ trials: 2, converged: 2, duplicates: 0, orphansAfter: 0 });
+    expect(summary.results.map((r) => r.violations)).toEqual([[]]);
+    expect(summary).toMatchObject({ trials: 1, converged: 1, duplicates: 0, orphansAfter: 0 });
   });
 });

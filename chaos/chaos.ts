@@ -390,13 +390,33 @@ export function summarize(seed: number, results: TrialResult[]): ChaosSummary {
   };
 }
 
-/** The summary as a markdown table. */
+/** The summary as a markdown table, padded the way Prettier formats one (results.md stays format-clean). */
 export function chaosTable(s: ChaosSummary): string {
   const sec = (ms: number | null) => (ms === null ? '—' : `${(ms / 1000).toFixed(1)} s`);
   const restarts = (d: Disruption) => s.results.filter((r) => r.disruptions.includes(d)).length;
-  return [
-    '| seed | trials | converged | duplicates | orphans (before → after one reconcile) | converge median | converge max | fly-local restarts | Temporal restarts |',
-    '| --- | --- | --- | --- | --- | --- | --- | --- | --- |',
-    `| ${s.seed} | ${s.trials} | ${s.converged} | ${s.duplicates} | ${s.orphansBefore} → ${s.orphansAfter} | ${sec(s.medianConvergeMs)} | ${sec(s.maxConvergeMs)} | ${restarts('fly-local restart')} | ${restarts('temporal restart')} |`,
-  ].join('\n');
+  const header = [
+    'seed',
+    'trials',
+    'converged',
+    'duplicates',
+    'orphans (before → after one reconcile)',
+    'converge median',
+    'converge max',
+    'fly-local restarts',
+    'Temporal restarts',
+  ];
+  const row = [
+    String(s.seed),
+    String(s.trials),
+    String(s.converged),
+    String(s.duplicates),
+    `${s.orphansBefore} → ${s.orphansAfter}`,
+    sec(s.medianConvergeMs),
+    sec(s.maxConvergeMs),
+    String(restarts('fly-local restart')),
+    String(restarts('temporal restart')),
+  ];
+  const widths = header.map((h, i) => Math.max(3, h.length, row[i]!.length));
+  const line = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i]!)).join(' | ')} |`;
+  return [line(header), line(widths.map((w) => '-'.repeat(w))), line(row)].join('\n');
 }

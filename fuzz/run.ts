@@ -85,6 +85,9 @@ export async function runSchemathesis(opts: {
     '--request-timeout',
     '20',
     '--no-color',
+    // No example database or crash cache in the working tree: every run starts from the seed.
+    '--generation-database',
+    'none',
     '--report',
     'ndjson',
     '--report-ndjson-path',
@@ -93,7 +96,11 @@ export async function runSchemathesis(opts: {
   ];
   say(`[fuzz] ${ST} ${args.join(' ').replace(opts.token, '<elite token>')}`);
   const exitCode = await new Promise<number>((done) => {
-    const child = spawn(ST, args, { stdio: 'inherit', env: { ...process.env, SCHEMATHESIS_TELEMETRY: 'false' } });
+    const child = spawn(ST, args, {
+      cwd: reportDir,
+      stdio: 'inherit',
+      env: { ...process.env, SCHEMATHESIS_TELEMETRY: 'false' },
+    });
     child.on('exit', (code) => done(code ?? 1));
   });
   let cases = 0;

@@ -93,6 +93,9 @@ export function createPostgresStore(
 ): PostgresStore {
   const pool =
     'pool' in opts ? opts.pool : new pg.Pool({ connectionString: opts.connectionString, max: opts.max ?? 10 });
+  // An idle connection the server closes (a restart, a failover) must not crash the process: the pool
+  // drops it and the next query opens a new one.
+  if (!('pool' in opts)) pool.on('error', (err) => console.warn(`postgres: idle connection lost: ${err.message}`));
 
   const one = async <T>(sql: string, params: unknown[], map: (r: Row) => T): Promise<T | null> => {
     const { rows } = await pool.query(sql, params);

@@ -117,7 +117,7 @@ export class Client {
   }
 
   /** Resolves when `done()` holds (checked on every frame and on close), or rejects after `ms`. */
-  until(done: () => boolean, ms = 10_000, what = 'condition'): Promise<void> {
+  until(done: () => boolean, ms = 30_000, what = 'condition'): Promise<void> {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), ms);
       const check = () => {
