@@ -129,7 +129,9 @@ export const createMachineActivities = (deps: MachineActivityDeps) => {
       });
       await fly.deleteMachine(machineId, { force: true });
       // Recorded as stopped only once Fly says it is gone; a timeout here is retried by the activity.
-      await fly.waitMachine(machineId, { state: 'destroyed', timeoutSeconds: 60 });
+      await whileHeartbeating(() => fly.waitMachine(machineId, { state: 'destroyed', timeoutSeconds: 60 }), {
+        destroying: machineId,
+      });
     } catch (err) {
       if (!isNotFound(err)) throw err;
     }

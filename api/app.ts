@@ -178,13 +178,21 @@ export async function createApp(deps: AppDeps): Promise<FastifyInstance> {
     return reply.code(202).send(result);
   });
 
-  app.get(
-    '/v1/machines/me/stream',
-    { websocket: true, onRequest: authenticate(true), preHandler: perUserLimit },
-    (socket, req) => {
+  app.route({
+    method: 'GET',
+    url: '/v1/machines/me/stream',
+    onRequest: authenticate(true),
+    preHandler: perUserLimit,
+    // A plain GET (no Upgrade) gets a clear answer instead of an empty 404.
+    handler: async () => {
+      throw new HttpProblem(426, 'this route is a WebSocket: open it with an Upgrade request', {
+        headers: { upgrade: 'websocket' },
+      });
+    },
+    wsHandler: (socket, req) => {
       void gateway.handle(socket, userOf(req).id);
     },
-  );
+  });
 
   // --- billing webhooks (raw body: the signature is over the exact bytes) ----------------------------
   await app.register(async (scope) => {

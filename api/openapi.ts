@@ -124,7 +124,11 @@ export function buildOpenApi() {
             'others with `Authorization`. Closes with 4404 when no machine runs, 4429 above the per-user limit, ' +
             '4502 when the machine cannot be reached, 4503 when it goes away.',
           security,
-          responses: { '101': { description: 'switching protocols' }, ...authErrors },
+          responses: {
+            '101': { description: 'switching protocols' },
+            '426': problem('not a WebSocket upgrade request'),
+            ...authErrors,
+          },
         },
       },
       '/v1/webhooks/billing': {

@@ -93,6 +93,15 @@ describe('API: the stream gateway to the REAL machine runtime', () => {
     expect(theirs.frames).toEqual([]); // not one frame of anyone's machine
   });
 
+  test('a plain GET (no WebSocket upgrade) gets 426 problem+json', async () => {
+    const res = await fetch(streamUrl.replace(/^ws/, 'http'), {
+      headers: { authorization: `Bearer ${await api.token(userId)}` },
+    });
+    expect(res.status).toBe(426);
+    expect(res.headers.get('content-type')).toMatch(/application\/problem\+json/);
+    expect(await res.json()).toMatchObject({ status: 426, detail: expect.stringMatching(/WebSocket/) });
+  });
+
   test('the machine stopping closes the stream cleanly', async () => {
     const client = connect(streamUrl, { protocols: ['bearer', token] });
     await client.next('hello');

@@ -28,10 +28,15 @@ export const lifecycleSettingsSchema = z.object({
   startDeadlineSeconds: z.number().int().positive().default(300),
   /** Overall deadline for the runtime's /health to answer ok after start. */
   healthDeadlineSeconds: z.number().int().positive().default(180),
+  /**
+   * Heartbeat timeout of the long activities (waits, cleanup): how soon a worker that died mid-activity
+   * is noticed. Tests on the time-skipping server raise it, since that server skips time while activities run.
+   */
+  activityHeartbeatSeconds: z.number().int().min(5).default(15),
   /** Restarts of a sick machine before giving up with `error`. */
   maxRestarts: z.number().int().min(0).default(2),
   /** Continue-as-new after this many renewals (or sooner when the SDK suggests it). */
-  continueAsNewEvery: z.number().int().positive().default(200),
+  continueAsNewEvery: z.number().int().positive().default(50),
   /** Regions to try, in order, when the first has no capacity. */
   fallbackRegions: z.array(regionSchema).default([]),
 });

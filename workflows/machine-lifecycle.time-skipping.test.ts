@@ -57,7 +57,9 @@ describe('machineLifecycle over simulated days (time-skipping server)', () => {
     await expect(handle.result()).rejects.toThrow();
   }
 
+  // This server skips time even while an activity runs: heartbeat timeouts long enough not to fire.
   const settings: Partial<LifecycleSettings> = {
+    activityHeartbeatSeconds: 3600,
     renewalInterval: '1 day',
     paymentGracePeriod: '3 days',
     startDeadlineSeconds: 30,

@@ -97,28 +97,44 @@ export async function machineLifecycle(input: MachineLifecycleInput): Promise<Ma
   let renewNow = false;
   const notices: string[] = [];
 
-  // Activities, each with a timeout and a retry policy that fits what it does.
-  const store = proxyActivities<Activities>({
-    startToCloseTimeout: '30 seconds',
-    retry: { ...retry(), maximumInterval: '1 minute' },
-  });
-  const fly = proxyActivities<Activities>({ startToCloseTimeout: '2 minutes', retry: retry(6) });
-  const probe = proxyActivities<Activities>({ startToCloseTimeout: '30 seconds', retry: retry(3) });
-  const waitStarted = proxyActivities<Activities>({
-    startToCloseTimeout: `${settings.startDeadlineSeconds + 90} seconds`,
-    heartbeatTimeout: '90 seconds', // one /wait call is at most 60 s
-    retry: retry(3),
-  });
-  const waitHealthy = proxyActivities<Activities>({
-    startToCloseTimeout: `${settings.healthDeadlineSeconds + 30} seconds`,
-    heartbeatTimeout: '30 seconds',
-    retry: retry(2),
-  });
-  const cleanup = proxyActivities<Activities>({
-    startToCloseTimeout: '5 minutes',
-    heartbeatTimeout: '2 minutes',
-    retry: { ...retry(), maximumInterval: '1 minute' }, // a machine must never be left behind: retry until done
-  });
+  // Activities, each with a timeout and a retry policy that fits what it does. Heartbeat timeouts are
+  // short so that a worker that dies mid-activity is noticed in seconds, not minutes.
+  const options = {
+    store: { startToCloseTimeout: '30 seconds', retry: { ...retry(), maximumInterval: '1 minute' } },
+    fly: { startToCloseTimeout: '1 minute', retry: retry(6) },
+    probe: { startToCloseTimeout: '30 seconds', retry: retry(3) },
+    waitStarted: {
+      startToCloseTimeout: `${settings.startDeadlineSeconds + 90} seconds`,
+      heartbeatTimeout: `${settings.activityHeartbeatSeconds} seconds`, // it heartbeats every 2 s, also during a /wait
+      retry: retry(3),
+    },
+    waitHealthy: {
+      startToCloseTimeout: `${settings.healthDeadlineSeconds + 30} seconds`,
+      heartbeatTimeout: `${settings.activityHeartbeatSeconds} seconds`,
+      retry: retry(2),
+    },
+    // A machine must never be left behind: retry until done.
+    cleanup: {
+      startToCloseTimeout: '5 minutes',
+      heartbeatTimeout: `${settings.activityHeartbeatSeconds + 5} seconds`,
+      retry: { ...retry(), maximumInterval: '1 minute' },
+    },
+  } satisfies Record<string, ActivityOptions>;
+  const acts = proxyActivities<Activities>(options.fly);
+  /** Runs an activity with the options of its kind, and a summary so the UI reads like a timeline. */
+  function run<K extends keyof Activities>(
+    kind: keyof typeof options,
+    name: K,
+    summary: string,
+    ...args: Parameters<Activities[K]>
+  ): Promise<Awaited<ReturnType<Activities[K]>>> {
+    const activity = acts[name] as unknown as {
+      executeWithOptions(o: ActivityOptions, a: unknown[]): Promise<unknown>;
+    };
+    return activity.executeWithOptions({ ...options[kind], summary }, args) as Promise<
+      Awaited<ReturnType<Activities[K]>>
+    >;
+  }
 
   const status = (): MachineStatus => ({
     state: s.state,
@@ -160,27 +176,18 @@ export async function machineLifecycle(input: MachineLifecycleInput): Promise<Ma
     s.reason = reason;
     s.recent = [...s.recent, { at: now(), state, reason }].slice(-MAX_TIMELINE);
     publish();
-    await store.recordTransition.executeWithOptions(
-      {
-        startToCloseTimeout: '30 seconds',
-        retry: { ...retry(), maximumInterval: '1 minute' },
-        summary: `record ${state}${reason ? `: ${reason}` : ''}`,
-      },
-      [
-        {
-          userId,
-          status: state,
-          reason,
-          workflowId,
-          machineId: s.machineId,
-          region,
-          cpuPriority,
-          errorMessage: extra.errorMessage,
-          lastHealthyAt: extra.lastHealthyAt,
-          transitionId: uuid4(),
-        },
-      ],
-    );
+    await run('store', 'recordTransition', `record ${state}${reason ? `: ${reason}` : ''}`, {
+      userId,
+      status: state,
+      reason,
+      workflowId,
+      machineId: s.machineId,
+      region,
+      cpuPriority,
+      errorMessage: extra.errorMessage,
+      lastHealthyAt: extra.lastHealthyAt,
+      transitionId: uuid4(),
+    });
   }
 
   // --- messages -------------------------------------------------------------------------------
@@ -233,10 +240,7 @@ export async function machineLifecycle(input: MachineLifecycleInput): Promise<Ma
   const graceExpired = () => !!s.billing.graceEndsAt && Date.now() >= Date.parse(s.billing.graceEndsAt);
 
   async function provision() {
-    const entitlement = await store.getEntitlement.executeWithOptions(
-      { startToCloseTimeout: '30 seconds', retry: retry(), summary: 'entitlement check' },
-      [{ userId }],
-    );
+    const entitlement = await run('store', 'getEntitlement', 'entitlement check', { userId });
     s.tier = entitlement.tier ?? undefined;
     if (!entitlement.entitled)
       throw ApplicationFailure.nonRetryable(
@@ -244,10 +248,12 @@ export async function machineLifecycle(input: MachineLifecycleInput): Promise<Ma
         'NotEntitled',
       );
     await transition('provisioning', 'requested');
-    const machine = await fly.ensureFlyMachine.executeWithOptions(
-      { startToCloseTimeout: '2 minutes', retry: retry(6), summary: 'create or adopt the Fly machine' },
-      [{ userId, workflowId, regions: [region, ...settings.fallbackRegions.filter((r) => r !== region)], cpuPriority }],
-    );
+    const machine = await run('fly', 'ensureFlyMachine', 'create or adopt the Fly machine', {
+      userId,
+      workflowId,
+      regions: [region, ...settings.fallbackRegions.filter((r) => r !== region)],
+      cpuPriority,
+    });
     s.machineId = machine.id;
     region = machine.region || region;
     await transition('starting', `fly machine ${machine.id} ${machine.state}`);
@@ -259,49 +265,31 @@ export async function machineLifecycle(input: MachineLifecycleInput): Promise<Ma
   /** Fly `started`, then the runtime's own health. */
   async function startAndCheck() {
     const machineId = s.machineId!;
-    await waitStarted.waitForFlyState.executeWithOptions(
-      {
-        startToCloseTimeout: `${settings.startDeadlineSeconds + 90} seconds`,
-        heartbeatTimeout: '90 seconds',
-        retry: retry(3),
-        summary: 'wait for Fly state started',
-      },
-      [{ machineId, state: 'started', deadlineSeconds: settings.startDeadlineSeconds }],
-    );
-    const health = await waitHealthy.waitForRuntimeHealthy.executeWithOptions(
-      {
-        startToCloseTimeout: `${settings.healthDeadlineSeconds + 30} seconds`,
-        heartbeatTimeout: '30 seconds',
-        retry: retry(2),
-        summary: 'wait for runtime /health',
-      },
-      [{ machineId, deadlineSeconds: settings.healthDeadlineSeconds }],
-    );
+    await run('waitStarted', 'waitForFlyState', 'wait for Fly state started', {
+      machineId,
+      state: 'started',
+      deadlineSeconds: settings.startDeadlineSeconds,
+    });
+    const health = await run('waitHealthy', 'waitForRuntimeHealthy', 'wait for runtime /health', {
+      machineId,
+      deadlineSeconds: settings.healthDeadlineSeconds,
+    });
     s.lastHealthyAt = health.checkedAt;
   }
 
   /** Entitlement re-check, credential renewal, health check and bounded self-heal. Returns a stop reason, if any. */
   async function renew(): Promise<{ stop: string; final: 'stopped' | 'error' } | undefined> {
-    const entitlement = await store.getEntitlement.executeWithOptions(
-      { startToCloseTimeout: '30 seconds', retry: retry(), summary: 'entitlement re-check' },
-      [{ userId }],
-    );
+    const entitlement = await run('store', 'getEntitlement', 'entitlement re-check', { userId });
     s.tier = entitlement.tier ?? undefined;
     if (!entitlement.entitled) return { stop: 'downgraded', final: 'stopped' };
     const machineId = s.machineId!;
     try {
-      await probe.renewMachineCredentials.executeWithOptions(
-        { startToCloseTimeout: '30 seconds', retry: retry(3), summary: 'renew machine credentials' },
-        [{ userId, machineId }],
-      );
+      await run('probe', 'renewMachineCredentials', 'renew machine credentials', { userId, machineId });
     } catch (err) {
       // An unreachable runtime is the health check's business: it restarts the machine with fresh credentials.
       log.warn('credential renewal failed', { error: String(err) });
     }
-    const health = await probe.checkRuntimeHealth.executeWithOptions(
-      { startToCloseTimeout: '30 seconds', retry: retry(3), summary: 'health check' },
-      [{ machineId }],
-    );
+    const health = await run('probe', 'checkRuntimeHealth', 'health check', { machineId });
     s.lastRenewedAt = now();
     if (health.ok) {
       s.lastHealthyAt = health.checkedAt;
@@ -314,16 +302,20 @@ export async function machineLifecycle(input: MachineLifecycleInput): Promise<Ma
       try {
         if (lastReason === 'machine_gone') {
           // Destroyed behind our back (by hand, or by Fly): provision a replacement.
-          const machine = await fly.ensureFlyMachine.executeWithOptions(
-            { startToCloseTimeout: '2 minutes', retry: retry(6), summary: 'replace the vanished Fly machine' },
-            [{ userId, workflowId, regions: [region, ...settings.fallbackRegions], cpuPriority }],
-          );
+          const machine = await run('fly', 'ensureFlyMachine', 'replace the vanished Fly machine', {
+            userId,
+            workflowId,
+            regions: [region, ...settings.fallbackRegions],
+            cpuPriority,
+          });
           s.machineId = machine.id;
         } else {
-          await fly.restartFlyMachine.executeWithOptions(
-            { startToCloseTimeout: '2 minutes', retry: retry(6), summary: 'restart the sick machine' },
-            [{ userId, workflowId, machineId: s.machineId!, cpuPriority }],
-          );
+          await run('fly', 'restartFlyMachine', 'restart the sick machine', {
+            userId,
+            workflowId,
+            machineId: s.machineId!,
+            cpuPriority,
+          });
         }
         await startAndCheck();
         await transition('running', 'recovered', { lastHealthyAt: s.lastHealthyAt });
@@ -339,15 +331,7 @@ export async function machineLifecycle(input: MachineLifecycleInput): Promise<Ma
   /** Stops and destroys the machine (all of the user's, to be sure) and records the final state. */
   async function teardown(reason: string, final: 'stopped' | 'error') {
     await transition('stopping', reason);
-    await cleanup.destroyFlyMachines.executeWithOptions(
-      {
-        startToCloseTimeout: '5 minutes',
-        heartbeatTimeout: '2 minutes',
-        retry: { ...retry(), maximumInterval: '1 minute' },
-        summary: 'stop and destroy the Fly machine',
-      },
-      [{ userId, machineId: s.machineId }],
-    );
+    await run('cleanup', 'destroyFlyMachines', 'stop and destroy the Fly machine', { userId, machineId: s.machineId });
     s.machineId = undefined;
     await transition(final, reason, final === 'error' ? { errorMessage: reason } : {});
   }
