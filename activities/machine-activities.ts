@@ -227,12 +227,13 @@ export const createMachineActivities = (deps: MachineActivityDeps) => {
     async waitForRuntimeHealthy(input: { machineId: string; deadlineSeconds: number }): Promise<HealthReport> {
       const deadline = Date.now() + input.deadlineSeconds * 1000;
       let last = 'not checked yet';
-      while (Date.now() < deadline) {
+      // A new runtime is usually healthy within a second: poll fast first, then back off to 1 s.
+      for (let pause = 100; Date.now() < deadline; pause = Math.min(1000, pause * 2)) {
         const report = await probe(input.machineId);
         if (report.ok) return report;
         last = report.reason ?? 'unhealthy';
         heartbeat({ lastReason: last });
-        await sleep(1000, undefined, { signal: cancellationSignal() });
+        await sleep(pause, undefined, { signal: cancellationSignal() });
       }
       throw ApplicationFailure.nonRetryable(
         `runtime did not become healthy within ${input.deadlineSeconds} s: ${last}`,

@@ -131,7 +131,10 @@ export async function runOverhead(opts: { n: number; warmup?: number }) {
         'min ms': `+${round(Math.min(...temporal) - Math.min(...directs))} ms`,
       },
     ];
-    const steps: Row[] = Object.entries(stepSamples).map(([k, v]) => ({ 'direct step': k, 'p50 ms': round(median(v)) }));
+    const steps: Row[] = Object.entries(stepSamples).map(([k, v]) => ({
+      'direct step': k,
+      'p50 ms': round(median(v)),
+    }));
     steps.push({ 'direct step': 'POST /v1/machines answered 202 (Temporal arm)', 'p50 ms': round(median(accepted)) });
     return { summary, steps, ratio: mt / md, addedMs: mt - md };
   } finally {
@@ -151,7 +154,7 @@ async function main() {
       tables: [{ rows: r.summary }, { caption: 'Where the direct arm spends its time (medians)', rows: r.steps }],
       notes: [
         `Target ≤ 1.1× and ≤ 150 ms added at the median: ${ok ? 'met' : 'MISSED'} (${round(r.ratio, 3)}×, +${round(r.addedMs)} ms).`,
-        'In-process stack as in api/test-support/api-stack.ts: Temporal dev server (SQLite file), real Postgres, fly-local with test/fixtures/fake-runtime.mjs machines, worker and API; each provision a new user; arms interleaved ABBA.',
+        'In-process stack as in api/test-support/api-stack.ts: Temporal dev server (in-memory SQLite unless BENCH_TEMPORAL_DB=file), real Postgres, fly-local with test/fixtures/fake-runtime.mjs machines, worker and API; each provision a new user; arms interleaved ABBA.',
         'The Temporal arm ends when the cloud_machines row says running (polled every 5 ms); the direct arm when its last recordTransition returns.',
       ],
     });

@@ -85,7 +85,7 @@ export async function createRuntime(deps: RuntimeDeps) {
   let tokenExpiresAt = unverifiedExpiry(accessToken);
   const clients = new Set<WebSocket>();
 
-  const send = (ws: WebSocket, text: string) => {
+  const send = (ws: WebSocket, text: string | Buffer) => {
     if (ws.readyState !== WebSocket.OPEN) return;
     // A browser that cannot keep up is dropped rather than buffered without bound.
     if (ws.bufferedAmount > maxBuffered) {
@@ -95,12 +95,13 @@ export async function createRuntime(deps: RuntimeDeps) {
       metrics.wsClients.set(clients.size);
       return;
     }
-    ws.send(text);
+    ws.send(text, { binary: false });
   };
   const broadcast = (msg: Record<string, unknown>) => {
     if (clients.size === 0) return;
-    const text = JSON.stringify(msg);
-    for (const ws of clients) send(ws, text);
+    // Encoded once for every client: a text frame from bytes is not re-encoded per socket.
+    const frame = Buffer.from(JSON.stringify(msg));
+    for (const ws of clients) send(ws, frame);
   };
 
   const sink = new SignalSink({

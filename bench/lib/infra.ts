@@ -28,7 +28,8 @@ export const quietBundler = { info() {}, warn() {}, error() {}, debug() {}, trac
  * The same real pieces the test harness uses (test/global-setup.ts), for a benchmark run outside Jest:
  * a private Postgres cluster with the migrated template database, and a Temporal dev server. When Jest's
  * global set-up already provides them (the smoke test), they are reused and nothing is started.
- * The dev server keeps its SQLite in a file, as `npm start` does (BENCH_TEMPORAL_DB=memory for in-memory).
+ * The dev server's SQLite is in memory: with a file (as `npm start` keeps it, BENCH_TEMPORAL_DB=file) it timed
+ * out its own writes ("context deadline exceeded") at 100 concurrent workflow starts on a shared 2-core box.
  */
 export async function ensureInfra(opts: { postgres?: boolean; temporal?: boolean } = {}) {
   quietRuntime();
@@ -50,7 +51,7 @@ export async function ensureInfra(opts: { postgres?: boolean; temporal?: boolean
         ip: '127.0.0.1',
         searchAttributes: machineSearchAttributes,
         log: { format: 'pretty', level: 'error' },
-        ...(process.env.BENCH_TEMPORAL_DB === 'memory' ? {} : { dbFilename: join(tmp, 'temporal.sqlite') }),
+        ...(process.env.BENCH_TEMPORAL_DB === 'file' ? { dbFilename: join(tmp, 'temporal.sqlite') } : {}),
       },
     });
     process.env.TEMPORAL_TEST_ADDRESS = env.address;

@@ -1,0 +1,72 @@
+import { performance } from 'node:perf_hooks';
+import WebSocket from 'ws';
+
+/**
+ * The runtime benchmark's browsers, in their own process so their CPU is not charged to the runtime.
+ * Every client counts what it receives; a few also parse candle messages and note when each arrived
+ * (epoch ms with sub-ms precision, comparable across processes on one machine).
+ */
+const url = process.env.BENCH_WS_URL!;
+const token = process.env.BENCH_TOKEN!;
+const n = Number(process.env.BENCH_CLIENTS);
+const timed = Number(process.env.BENCH_TIMED_CLIENTS ?? 5);
+const now = () => performance.timeOrigin + performance.now();
+
+let received = 0;
+let closed = 0;
+const arrivals = new Map<string, number>();
+let recording = false;
+
+async function main() {
+  const sockets = await Promise.all(
+    Array.from(
+      { length: n },
+      (_, i) =>
+        new Promise<WebSocket>((resolve, reject) => {
+          const ws = new WebSocket(url, { headers: { authorization: `Bearer ${token}` } });
+          ws.on('open', () => resolve(ws));
+          ws.on('error', reject);
+          ws.on('close', () => closed++);
+          ws.on('message', (data: Buffer) => {
+            received++;
+            if (!recording || i >= timed) return;
+            const t = now();
+            const msg = JSON.parse(data.toString()) as {
+              type: string;
+              candle?: { symbol: string; interval: string; openTime: number };
+            };
+            if (msg.type !== 'candle' || !msg.candle) return;
+            const key = `${i}|${msg.candle.symbol}|${msg.candle.interval}|${msg.candle.openTime}`;
+            if (!arrivals.has(key)) arrivals.set(key, t);
+          });
+        }),
+    ),
+  );
+  process.on('message', (m: { type: string }) => {
+    if (m.type === 'reset') {
+      received = 0;
+      process.send?.({ type: 'reset' });
+    }
+    if (m.type === 'record') recording = true;
+    if (m.type === 'count') process.send?.({ type: 'count', received, closed });
+    if (m.type === 'arrivals') {
+      // Per candle, the latest arrival among the timed clients: the slowest browser is the one that counts.
+      const latest = new Map<string, number>();
+      for (const [key, t] of arrivals) {
+        const candle = key.slice(key.indexOf('|') + 1);
+        latest.set(candle, Math.max(latest.get(candle) ?? 0, t));
+      }
+      process.send?.({ type: 'arrivals', arrivals: [...latest] });
+    }
+    if (m.type === 'close') {
+      for (const ws of sockets) ws.close();
+      setTimeout(() => process.exit(0), 200);
+    }
+  });
+  process.send?.({ type: 'ready' });
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});
