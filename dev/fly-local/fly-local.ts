@@ -215,7 +215,7 @@ export async function createFlyLocal(options: FlyLocalOptions): Promise<FlyLocal
     if (frozen) return;
     const state: PersistedState = { version: 1, machines: [...machines.values()] };
     const tmp = `${statePath}.${process.pid}.tmp`;
-    writeFileSync(tmp, JSON.stringify(state, null, 2));
+    writeFileSync(tmp, JSON.stringify(state)); // compact: it is rewritten on every state change
     renameSync(tmp, statePath); // atomic: a kill mid-write never leaves half a file
   }
 
