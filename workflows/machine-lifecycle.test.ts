@@ -11,7 +11,7 @@ import {
   TEST_JWT_SECRET,
   type MachineStack,
 } from '../test/machine-stack';
-import { connectToTestServer, uniqueId } from '../test/temporal';
+import { connectToTestServer, quietBundlerLogger, uniqueId } from '../test/temporal';
 import { deriveMachineKey } from '../activities/credentials';
 import { machineAddress } from '../activities/fly/client';
 import { machineLifecycle } from './machine-lifecycle';
@@ -54,7 +54,7 @@ describe('machineLifecycle on a real Temporal server, with machines as real proc
       activities: stack.activities,
       workflowBundle: await bundleWorkflowCode({
         workflowsPath,
-        logger: { info() {}, warn() {}, error() {}, debug() {}, trace() {}, log() {} },
+        logger: quietBundlerLogger,
       }),
     });
     running = worker.run();

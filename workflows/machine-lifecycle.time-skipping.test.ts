@@ -4,7 +4,7 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { bundleWorkflowCode, type Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { createMachineWorker, workflowsPath } from '../worker/create-worker';
 import { createMachineStack, liveMachinesOf, type MachineStack } from '../test/machine-stack';
-import { createTimeSkippingEnv, uniqueId } from '../test/temporal';
+import { createTimeSkippingEnv, quietBundlerLogger, uniqueId } from '../test/temporal';
 import { machineLifecycle } from './machine-lifecycle';
 import {
   machineWorkflowId,
@@ -19,7 +19,6 @@ import {
 jest.setTimeout(180_000);
 
 const DAY = 24 * 3600 * 1000;
-const quietBundler = { info() {}, warn() {}, error() {}, debug() {}, trace() {}, log() {} };
 
 /**
  * Days and months of workflow time on the time-skipping test server; the activities still create
@@ -33,7 +32,7 @@ describe('machineLifecycle over simulated days (time-skipping server)', () => {
   beforeAll(async () => {
     env = await createTimeSkippingEnv();
     stack = await createMachineStack();
-    bundle = await bundleWorkflowCode({ workflowsPath, logger: quietBundler });
+    bundle = await bundleWorkflowCode({ workflowsPath, logger: quietBundlerLogger });
   });
   afterAll(async () => {
     await stack?.close();

@@ -8,25 +8,13 @@ import {
   TEST_JWT_SECRET,
   type MachineStack,
 } from '../test/machine-stack';
-import { connectToTestServer, uniqueId } from '../test/temporal';
+import { connectToTestServer, quietBundlerLogger, uniqueId, until } from '../test/temporal';
 import { createMachineWorker, workflowsPath } from '../worker/create-worker';
 import { machineWorkflowId, statusQuery, stopUpdate } from './contract';
 import { machineLifecycle } from './machine-lifecycle';
 import { planReconcile, reconcileFleet, type ReconcileReport } from './reconcile-fleet';
 
 jest.setTimeout(120_000);
-
-const quiet = { info() {}, warn() {}, error() {}, debug() {}, trace() {}, log() {} };
-
-async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    await new Promise((r) => setTimeout(r, 150));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
 
 describe('reconcileFleet on the real dev server and fly-local', () => {
   let server: Awaited<ReturnType<typeof connectToTestServer>>;
@@ -51,7 +39,7 @@ describe('reconcileFleet on the real dev server and fly-local', () => {
       connection: server.nativeConnection,
       taskQueue,
       activities,
-      workflowBundle: await bundleWorkflowCode({ workflowsPath, logger: quiet }),
+      workflowBundle: await bundleWorkflowCode({ workflowsPath, logger: quietBundlerLogger }),
     });
     running = worker.run();
   });

@@ -10,7 +10,7 @@ import {
   TEST_JWT_SECRET,
   type MachineStack,
 } from '../test/machine-stack';
-import { connectToTestServer, testAddress, uniqueId } from '../test/temporal';
+import { connectToTestServer, testAddress, uniqueId, until } from '../test/temporal';
 
 jest.setTimeout(180_000);
 
@@ -39,16 +39,6 @@ const killHard = (child: ChildProcess) =>
     child.once('exit', () => done());
     process.kill(-child.pid!, 'SIGKILL');
   });
-
-async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 90_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
 
 describe('the worker process killed (SIGKILL) mid-provisioning', () => {
   let server: Awaited<ReturnType<typeof connectToTestServer>>;
@@ -92,10 +82,14 @@ describe('the worker process killed (SIGKILL) mid-provisioning', () => {
 
     const second = startWorkerProcess(stack, taskQueue);
     workers.push(second);
-    const status = await until('running after the restart', async () => {
-      const s = await handle.query(statusQuery);
-      return s.state === 'running' ? s : undefined;
-    });
+    const status = await until(
+      'running after the restart',
+      async () => {
+        const s = await handle.query(statusQuery);
+        return s.state === 'running' ? s : undefined;
+      },
+      90_000,
+    );
     const machines = await liveMachinesOf(stack.fly, userId);
     expect(machines.map((m) => m.id)).toEqual([status.machineId]);
     expect(await stack.db.store.getMachine(userId)).toMatchObject({ status: 'running', machineId: status.machineId });
