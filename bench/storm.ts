@@ -207,7 +207,7 @@ async function profile(client: Client, users: string[]): Promise<Row> {
   const queued: number[] = [];
   const wftQueued: number[] = [];
   const ran: Record<string, number[]> = {};
-  const signalToDone: number[] = [];
+  const signalToClosed: number[] = [];
   for (const userId of sample) {
     const history = await client.workflow.getHandle(machineWorkflowId(userId)).fetchHistory();
     const events = history.events ?? [];
@@ -215,7 +215,7 @@ async function profile(client: Client, users: string[]): Promise<Row> {
     const signal = events.find((e) => e.workflowExecutionSignaledEventAttributes?.signalName === 'tierChanged');
     if (!signal) continue;
     const t0 = ms(signal.eventTime);
-    signalToDone.push(ms(events[events.length - 1]!.eventTime) - t0);
+    signalToClosed.push(ms(events[events.length - 1]!.eventTime) - t0);
     for (const e of events) {
       if (ms(e.eventTime) < t0) continue;
       const started = e.activityTaskStartedEventAttributes;
@@ -234,7 +234,7 @@ async function profile(client: Client, users: string[]): Promise<Row> {
     }
   }
   return {
-    'p50 signal→closed (ms)': round(median(signalToDone), 0),
+    'p50 signal→closed (ms)': round(median(signalToClosed), 0),
     'p50 activity queued (ms)': round(median(queued), 0),
     'p50 workflow task queued (ms)': round(median(wftQueued), 0),
     'p50 destroyFlyMachines ran (ms)': round(median(ran.destroyFlyMachines ?? []), 0),

@@ -1,10 +1,8 @@
 import { TestWorkflowEnvironment } from '@temporalio/testing';
-import pg from 'pg';
 import { machineSearchAttributes } from '../common/search-attributes';
 import { readToolPaths } from '../common/tools';
 import { startPostgresCluster, type PostgresCluster } from '../common/postgres-cluster';
-import { migrate } from '../store/migrate';
-import { TEMPLATE_DB } from './pg';
+import { createTemplate } from './pg';
 
 /**
  * One real Temporal dev server and one real Postgres per test run. Their addresses reach the test
@@ -40,25 +38,4 @@ export default async function globalSetup() {
   console.warn(
     `\n[test] Temporal dev server ${env.address}, Postgres ${cluster ? `private cluster on port ${cluster.port}` : 'DATABASE_URL'} (ready in ${Date.now() - started} ms)`,
   );
-}
-
-/** Migrations are applied once into a template database; each test file clones it (fast, isolated). */
-async function createTemplate(adminUrl: string) {
-  const admin = new pg.Client({ connectionString: adminUrl });
-  await admin.connect();
-  try {
-    await admin.query(`drop database if exists ${TEMPLATE_DB}`);
-    await admin.query(`create database ${TEMPLATE_DB}`);
-  } finally {
-    await admin.end();
-  }
-  const url = new URL(adminUrl);
-  url.pathname = `/${TEMPLATE_DB}`;
-  const client = new pg.Client({ connectionString: url.toString() });
-  await client.connect();
-  try {
-    await migrate(client);
-  } finally {
-    await client.end();
-  }
 }

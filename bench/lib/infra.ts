@@ -3,12 +3,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
-import pg from 'pg';
 import { startPostgresCluster, type PostgresCluster } from '../../common/postgres-cluster';
 import { machineSearchAttributes } from '../../common/search-attributes';
 import { readToolPaths } from '../../common/tools';
-import { migrate } from '../../store/migrate';
-import { TEMPLATE_DB } from '../../test/pg';
+import { createTemplate } from '../../test/pg';
 
 let runtimeInstalled = false;
 /** Workers log warnings only: a benchmark's stdout is its table. */
@@ -70,24 +68,4 @@ export async function ensureInfra(opts: { postgres?: boolean; temporal?: boolean
       if (tmp) rmSync(tmp, { recursive: true, force: true });
     },
   };
-}
-
-async function createTemplate(adminUrl: string) {
-  const admin = new pg.Client({ connectionString: adminUrl });
-  await admin.connect();
-  try {
-    await admin.query(`drop database if exists ${TEMPLATE_DB}`);
-    await admin.query(`create database ${TEMPLATE_DB}`);
-  } finally {
-    await admin.end();
-  }
-  const url = new URL(adminUrl);
-  url.pathname = `/${TEMPLATE_DB}`;
-  const client = new pg.Client({ connectionString: url.toString() });
-  await client.connect();
-  try {
-    await migrate(client);
-  } finally {
-    await client.end();
-  }
 }

@@ -1,5 +1,6 @@
 import { closeSync, existsSync, openSync, readdirSync, readFileSync, readSync, statSync } from 'node:fs';
 import path from 'node:path';
+import { klineIntervals, type KlineInterval } from '../../machine-runtime/candles';
 
 /** One kline, numbers only. Fields the recorded CSVs lack are derived (see `deriveMissing`). */
 export interface Candle {
@@ -16,26 +17,9 @@ export interface Candle {
   takerBuyQuote: number;
 }
 
-/** Binance's kline intervals (case-sensitive: `1m` is a minute, `1M` a month). */
-export const INTERVALS = [
-  '1s',
-  '1m',
-  '3m',
-  '5m',
-  '15m',
-  '30m',
-  '1h',
-  '2h',
-  '4h',
-  '6h',
-  '8h',
-  '12h',
-  '1d',
-  '3d',
-  '1w',
-  '1M',
-] as const;
-export type Interval = (typeof INTERVALS)[number];
+/** Binance's kline intervals (case-sensitive: `1m` is a minute, `1M` a month): the runtime's own list. */
+export const INTERVALS = klineIntervals;
+export type Interval = KlineInterval;
 
 export function isInterval(s: string): s is Interval {
   return (INTERVALS as readonly string[]).includes(s);
