@@ -11,7 +11,7 @@ import {
   TEST_JWT_SECRET,
   type MachineStack,
 } from '../test/machine-stack';
-import { connectToTestServer, quietBundlerLogger, uniqueId } from '../test/temporal';
+import { connectToTestServer, quietBundlerLogger, uniqueId, until } from '../test/temporal';
 import { deriveMachineKey } from '../activities/credentials';
 import { machineAddress } from '../activities/fly/client';
 import { machineLifecycle } from './machine-lifecycle';
@@ -110,7 +110,12 @@ describe('machineLifecycle on a real Temporal server, with machines as real proc
     expect(machines[0]?.config?.metadata).toMatchObject({ user_id: userId, workflow_id: machineWorkflowId(userId) });
     const health = await fetch(`${machineAddress(machines[0]!, 8080).origin}/health`);
     expect(health.status).toBe(200);
-    expect(await stack.db.store.getMachine(userId)).toMatchObject({
+    // The query shows the new state as the workflow records it; the row follows a moment later.
+    const row = await until('the row to say running', async () => {
+      const r = await stack.db.store.getMachine(userId);
+      return r?.status === 'running' ? r : undefined;
+    });
+    expect(row).toMatchObject({
       status: 'running',
       machineId: status.machineId,
       workflowId: machineWorkflowId(userId),

@@ -92,7 +92,12 @@ describe('the worker process killed (SIGKILL) mid-provisioning', () => {
     );
     const machines = await liveMachinesOf(stack.fly, userId);
     expect(machines.map((m) => m.id)).toEqual([status.machineId]);
-    expect(await stack.db.store.getMachine(userId)).toMatchObject({ status: 'running', machineId: status.machineId });
+    // The query shows the new state as the workflow records it; the row follows a moment later.
+    const row = await until('the row to say running', async () => {
+      const r = await stack.db.store.getMachine(userId);
+      return r?.status === 'running' ? r : undefined;
+    });
+    expect(row).toMatchObject({ status: 'running', machineId: status.machineId });
     stack.flyLocal.setFaults({});
     await handle.executeUpdate(stopUpdate, { args: [{ reason: 'done', requestedBy: 'test' }] });
     expect(await liveMachinesOf(stack.fly, userId)).toEqual([]);
