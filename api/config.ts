@@ -1,14 +1,7 @@
 import { z } from 'zod';
 import { contractEnv, parseEnv } from '../common/config';
-import { regionSchema, type LifecycleSettings } from '../workflows/contract';
+import { durationSchema as duration, regionSchema, type LifecycleSettings } from '../workflows/schemas';
 
-/** The workflow parses durations like "15 minutes", "3 days", "90s": refuse anything else at boot, not mid-run. */
-const duration = z
-  .string()
-  .regex(
-    /^\s*\d+(?:\.\d+)?\s*(ms|milliseconds?|s|seconds?|m|minutes?|h|hours?|d|days?)\s*$/i,
-    'must be a duration such as "15 minutes", "3 days" or "90s"',
-  );
 const positiveInt = z.coerce.number().int().positive();
 
 /**

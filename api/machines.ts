@@ -5,10 +5,8 @@ import type { ServiceStore } from '../store/types';
 import {
   cpuPriorities,
   MACHINE_WORKFLOW_TYPE,
-  machineLifecycleInputSchema,
   machineStates,
   machineWorkflowId,
-  regionSchema,
   statusQuery,
   stopSignal,
   type LifecycleSettings,
@@ -16,6 +14,7 @@ import {
   type MachineStatus,
 } from '../workflows/contract';
 import type { machineLifecycle } from '../workflows/machine-lifecycle';
+import { machineLifecycleInputSchema, regionSchema } from '../workflows/schemas';
 import { HttpProblem } from './problem';
 
 /** `POST /v1/machines`. Strict: a `userId` (or anything else) in the body is refused, the user is the token's. */

@@ -27,6 +27,7 @@ async function main() {
         rss: m.rss,
         heapUsed: m.heapUsed,
         renewals: counts.renewals,
+        transitions: counts.transitions,
         cached: s.numCachedWorkflows,
       });
     }

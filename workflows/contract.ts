@@ -1,5 +1,7 @@
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
-import { z } from 'zod';
+import type { LifecycleSettings, MachineLifecycleRequest, PaymentEvent, StopRequest, TierChanged } from './schemas';
+
+export type { LifecycleSettings, PaymentEvent, StopRequest, TierChanged };
 
 /**
  * The machine workflow's contract (DESIGN §3): task queue, ids, input, status and messages. Imported
@@ -16,39 +18,32 @@ export type MachineState = (typeof machineStates)[number];
 export const cpuPriorities = ['low', 'normal', 'high'] as const;
 export type CpuPriority = (typeof cpuPriorities)[number];
 
-/** Fly region codes are three lowercase letters (ams, iad, sin, …). */
-export const regionSchema = z.string().regex(/^[a-z]{3}$/, 'must be a Fly region code such as "ams"');
+/** Temporal-style durations ("15 minutes", "3 days", "90s"), as the workflow parses them. */
+export const DURATION_PATTERN = /^\s*(\d+(?:\.\d+)?)\s*(ms|milliseconds?|s|seconds?|m|minutes?|h|hours?|d|days?)\s*$/i;
 
-export const lifecycleSettingsSchema = z.object({
-  /** How often the machine is renewed (entitlement, credentials, health). */
-  renewalInterval: z.string().default('15 minutes'),
-  /** How long a machine keeps running after a failed payment. */
-  paymentGracePeriod: z.string().default('3 days'),
-  /** Overall deadline for Fly to report `started` (each /wait call is at most 60 s). */
-  startDeadlineSeconds: z.number().int().positive().default(300),
-  /** Overall deadline for the runtime's /health to answer ok after start. */
-  healthDeadlineSeconds: z.number().int().positive().default(180),
-  /**
-   * Heartbeat timeout of the long activities (waits, cleanup): how soon a worker that died mid-activity
-   * is noticed. Tests on the time-skipping server raise it, since that server skips time while activities run.
-   */
-  activityHeartbeatSeconds: z.number().int().min(5).default(15),
-  /** Restarts of a sick machine before giving up with `error`. */
-  maxRestarts: z.number().int().min(0).default(2),
-  /** Continue-as-new after this many renewals (or sooner when the SDK suggests it). */
-  continueAsNewEvery: z.number().int().positive().default(50),
-  /** Regions to try, in order, when the first has no capacity. */
-  fallbackRegions: z.array(regionSchema).default([]),
-});
-export type LifecycleSettings = z.infer<typeof lifecycleSettingsSchema>;
+/**
+ * Defaults of the workflow's settings. Validation lives in ./schemas.ts (zod) and runs where input
+ * enters: the API, the worker's config. Workflow code imports no zod: the SDK instantiates a workflow
+ * bundle's modules once per cached workflow, and zod alone costs ~1.1 MB each (measured by bench:fleet).
+ */
+export const LIFECYCLE_DEFAULTS: LifecycleSettings = {
+  renewalInterval: '15 minutes',
+  paymentGracePeriod: '3 days',
+  startDeadlineSeconds: 300,
+  healthDeadlineSeconds: 180,
+  activityHeartbeatSeconds: 15,
+  maxRestarts: 2,
+  continueAsNewEvery: 50,
+  fallbackRegions: [],
+};
 
-export const machineLifecycleInputSchema = z.object({
-  userId: z.uuid(),
-  region: regionSchema.default('ams'),
-  cpuPriority: z.enum(cpuPriorities).default('normal'),
-  settings: lifecycleSettingsSchema.partial().optional(),
-});
-export type MachineLifecycleInput = z.input<typeof machineLifecycleInputSchema> & {
+/** The settings a run uses: defaults, overridden by what the (already validated) input sets. */
+export function lifecycleSettings(overrides: Partial<LifecycleSettings> = {}): LifecycleSettings {
+  const set = Object.entries(overrides).filter(([, v]) => v !== undefined);
+  return { ...LIFECYCLE_DEFAULTS, ...Object.fromEntries(set) };
+}
+
+export type MachineLifecycleInput = MachineLifecycleRequest & {
   /** State carried across continue-as-new; absent on the first run. */
   carried?: CarriedState;
 };
@@ -97,24 +92,6 @@ export interface MachineStatus {
   paymentGraceEndsAt: string | null;
   recent: TimelineEntry[];
 }
-
-export const stopRequestSchema = z.object({
-  reason: z.string().min(1).max(200).default('user_requested'),
-  requestedBy: z.string().min(1).max(200).default('user'),
-});
-export type StopRequest = z.infer<typeof stopRequestSchema>;
-
-export const tierChangedSchema = z.object({
-  eventId: z.string().min(1),
-  tier: z.string().min(1),
-  occurredAt: z.iso.datetime({ offset: true }),
-});
-export type TierChanged = z.infer<typeof tierChangedSchema>;
-export const paymentEventSchema = z.object({
-  eventId: z.string().min(1),
-  occurredAt: z.iso.datetime({ offset: true }),
-});
-export type PaymentEvent = z.infer<typeof paymentEventSchema>;
 
 /** A signal: the caller (API, operator) need not wait for the machine to stop. */
 export const stopSignal = defineSignal<[StopRequest]>('stop');

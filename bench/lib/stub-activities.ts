@@ -4,7 +4,8 @@ import type { Activities, HealthReport, MachineSummary } from '../../activities'
  * The machine workflow's activities with no Fly and no database behind them: every call answers at
  * once as if all were well. For benchmarks that measure Temporal and the workflow (history size,
  * cached workflows at rest), where real machines would only measure fly-local's process spawning.
- * Counts renewals (health checks) so a benchmark can tell when a sweep is done.
+ * Counts renewals (health checks) and rows recorded (a renewal's last step), so a benchmark can tell when a
+ * sweep is done.
  */
 export function stubActivities() {
   const counts = { renewals: 0, transitions: 0 };
