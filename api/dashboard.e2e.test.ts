@@ -81,9 +81,9 @@ describe('the dashboard in Chromium, against the REAL machine runtime', () => {
       timeout: 90_000,
     });
     await page.waitForFunction(() => document.querySelector('#stream-status')?.textContent === 'live');
-    // A frame straight from the real runtime (hello / state / metrics / signal / candle).
+    // A frame straight from the real runtime (hello / state / metrics / signals / candles).
     await page.waitForFunction(() =>
-      /"type":"(hello|state|metrics|signal|candle)"/.test(document.querySelector('#last-frame')?.textContent ?? ''),
+      /"type":"(hello|state|metrics|signals|candles)"/.test(document.querySelector('#last-frame')?.textContent ?? ''),
     );
     await page.waitForFunction(() => /Healthy/.test(document.querySelector('#health')?.textContent ?? ''));
     if (api.replay) {

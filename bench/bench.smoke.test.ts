@@ -1,7 +1,7 @@
 import { runFleet } from './fleet';
 import { runHistory } from './history';
 import { runOverhead } from './overhead';
-import { runRuntime } from './runtime';
+import { dataDir, haveRecordedData, runRuntime } from './runtime';
 import { runStorm } from './storm';
 
 /**
@@ -33,8 +33,19 @@ describe('benchmarks at trivial size', () => {
     expect(rows[0]!.workflows).toBe(3);
   }, 90_000);
 
-  test('runtime: a few candles through engine and sockets', async () => {
-    const r = await runRuntime({ symbols: 3, traders: 2, clients: 2, rounds: 2, latencyRounds: 1, naiveCandles: 5 });
+  test('runtime: recorded kline frames through feed, engine and sockets', async () => {
+    if (!haveRecordedData()) return console.warn(`SKIPPED: the runtime benchmark replays recorded data (${dataDir})`);
+    const r = await runRuntime({
+      symbols: 3,
+      traders: 2,
+      clients: 2,
+      minutes: 15,
+      updates: 1,
+      latencyBursts: 1,
+      stepMs: 10,
+      naiveCandles: 5,
+    });
     expect(r.perCore).toBeGreaterThan(0);
+    expect(r.delivered).toBeGreaterThan(0);
   }, 60_000);
 });

@@ -3,8 +3,9 @@ import WebSocket from 'ws';
 
 /**
  * The runtime benchmark's browsers, in their own process so their CPU is not charged to the runtime.
- * Every client counts what it receives; a few also parse candle messages and note when each arrived
- * (epoch ms with sub-ms precision, comparable across processes on one machine).
+ * Every client counts the candles and signals it receives (they come batched: `candles` and `signals`
+ * frames); a few also note when each candle arrived (epoch ms with sub-ms precision, comparable across
+ * processes on one machine).
  */
 const url = process.env.BENCH_WS_URL!;
 const token = process.env.BENCH_TOKEN!;
@@ -12,10 +13,26 @@ const n = Number(process.env.BENCH_CLIENTS);
 const timed = Number(process.env.BENCH_TIMED_CLIENTS ?? 5);
 const now = () => performance.timeOrigin + performance.now();
 
+let frames = 0;
 let received = 0;
 let closed = 0;
 const arrivals = new Map<string, number>();
 let recording = false;
+
+interface Frame {
+  type: string;
+  candles?: { symbol: string; interval: string; openTime: number }[];
+  signals?: unknown[];
+}
+
+const itemKey = Buffer.from('"symbol":');
+/** Candles and signals in a `candles` / `signals` frame: each has exactly one `symbol` key. */
+function countItems(data: Buffer): number {
+  if (data.indexOf('{"type":"candles"') !== 0 && data.indexOf('{"type":"signals"') !== 0) return 0;
+  let n = 0;
+  for (let at = data.indexOf(itemKey); at >= 0; at = data.indexOf(itemKey, at + itemKey.length)) n++;
+  return n;
+}
 
 async function main() {
   const sockets = await Promise.all(
@@ -28,16 +45,20 @@ async function main() {
           ws.on('error', reject);
           ws.on('close', () => closed++);
           ws.on('message', (data: Buffer) => {
-            received++;
-            if (!recording || i >= timed) return;
             const t = now();
-            const msg = JSON.parse(data.toString()) as {
-              type: string;
-              candle?: { symbol: string; interval: string; openTime: number };
-            };
-            if (msg.type !== 'candle' || !msg.candle) return;
-            const key = `${i}|${msg.candle.symbol}|${msg.candle.interval}|${msg.candle.openTime}`;
-            if (!arrivals.has(key)) arrivals.set(key, t);
+            frames++;
+            if (i >= timed) {
+              // The other 95 only count, without parsing: this process shares the box with the runtime.
+              received += countItems(data);
+              return;
+            }
+            const msg = JSON.parse(data.toString()) as Frame;
+            received += (msg.candles?.length ?? 0) + (msg.signals?.length ?? 0);
+            if (!recording || !msg.candles) return;
+            for (const c of msg.candles) {
+              const key = `${i}|${c.symbol}|${c.interval}|${c.openTime}`;
+              if (!arrivals.has(key)) arrivals.set(key, t);
+            }
           });
         }),
     ),
@@ -45,10 +66,11 @@ async function main() {
   process.on('message', (m: { type: string }) => {
     if (m.type === 'reset') {
       received = 0;
+      frames = 0;
       process.send?.({ type: 'reset' });
     }
     if (m.type === 'record') recording = true;
-    if (m.type === 'count') process.send?.({ type: 'count', received, closed });
+    if (m.type === 'count') process.send?.({ type: 'count', received, frames, closed });
     if (m.type === 'arrivals') {
       // Per candle, the latest arrival among the timed clients: the slowest browser is the one that counts.
       const latest = new Map<string, number>();

@@ -19,6 +19,7 @@ export type {
 export { cpuPriorities, machineStates } from './schemas';
 export type {
   CandleMessage,
+  CandlesMessage,
   CpuPriority,
   HelloMessage,
   MachineState,
@@ -27,6 +28,7 @@ export type {
   ProvisionRequest,
   ProvisionResponse,
   SignalMessage,
+  SignalsMessage,
   StateMessage,
   StopResponse,
   StreamMessage,

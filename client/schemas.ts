@@ -90,33 +90,41 @@ export const metricsMessageSchema = z.looseObject({
   heapUsedBytes: z.number(),
 });
 
-export const signalMessageSchema = z.looseObject({
-  type: z.literal('signal'),
-  signal: z.looseObject({
-    traderId: z.string(),
-    traderName: z.string(),
-    symbol: z.string(),
-    interval: z.string(),
-    candleOpenAt: z.string(),
-    firedAt: z.string(),
-    payload: z.record(z.string(), z.unknown()),
-  }),
+const signalSchema = z.looseObject({
+  traderId: z.string(),
+  traderName: z.string(),
+  symbol: z.string(),
+  interval: z.string(),
+  candleOpenAt: z.string(),
+  firedAt: z.string(),
+  payload: z.record(z.string(), z.unknown()),
 });
 
-export const candleMessageSchema = z.looseObject({
-  type: z.literal('candle'),
-  candle: z.looseObject({
-    symbol: z.string(),
-    interval: z.string(),
-    openTime: z.number(),
-    closeTime: z.number(),
-    open: z.number(),
-    high: z.number(),
-    low: z.number(),
-    close: z.number(),
-    volume: z.number(),
-  }),
+const candleSchema = z.looseObject({
+  symbol: z.string(),
+  interval: z.string(),
+  openTime: z.number(),
+  closeTime: z.number(),
+  open: z.number(),
+  high: z.number(),
+  low: z.number(),
+  close: z.number(),
+  volume: z.number(),
 });
+
+/**
+ * What the runtime sends: candles and signals batched, all those of one event-loop turn per frame (a
+ * boundary's burst of closes is a few frames, not one per candle per browser).
+ */
+export const candlesMessageSchema = z.looseObject({ type: z.literal('candles'), candles: z.array(candleSchema) });
+export const signalsMessageSchema = z.looseObject({ type: z.literal('signals'), signals: z.array(signalSchema) });
+
+/**
+ * One signal / one candle. The client hands each item of a batch to `on('signal')` / `on('candle')`
+ * in this shape; runtimes from before batching sent them as frames of their own.
+ */
+export const signalMessageSchema = z.looseObject({ type: z.literal('signal'), signal: signalSchema });
+export const candleMessageSchema = z.looseObject({ type: z.literal('candle'), candle: candleSchema });
 
 export const streamMessageSchema = z.discriminatedUnion('type', [
   helloMessageSchema,
@@ -124,6 +132,8 @@ export const streamMessageSchema = z.discriminatedUnion('type', [
   metricsMessageSchema,
   signalMessageSchema,
   candleMessageSchema,
+  signalsMessageSchema,
+  candlesMessageSchema,
 ]);
 export type StreamMessage = z.infer<typeof streamMessageSchema>;
 export type StreamMessageType = StreamMessage['type'];
@@ -133,3 +143,5 @@ export type StateMessage = StreamMessageOf<'state'>;
 export type MetricsMessage = StreamMessageOf<'metrics'>;
 export type SignalMessage = StreamMessageOf<'signal'>;
 export type CandleMessage = StreamMessageOf<'candle'>;
+export type SignalsMessage = StreamMessageOf<'signals'>;
+export type CandlesMessage = StreamMessageOf<'candles'>;

@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import WebSocket, { WebSocketServer } from 'ws';
 import { createCloudWebSocketClient } from './compat';
 import { createCloudStreamClient, type CloudStreamClient, type ConnectionHealth, type StopReason } from './stream';
-import type { HelloMessage, MetricsMessage } from './schemas';
+import type { CandleMessage, HelloMessage, MetricsMessage, SignalMessage } from './schemas';
 
 jest.setTimeout(20_000);
 
@@ -155,6 +155,52 @@ describe('stream client against a local ws server', () => {
     expect(c.send('late')).toBe(false);
     await sleep(150);
     expect(c.getConnectionHealth().metrics.connectionAttempts).toBe(1); // no reconnect after disconnect()
+  });
+
+  test("batched `candles` / `signals` frames: on('candle') and on('signal') still see one item at a time", async () => {
+    const c = make();
+    const candle = (symbol: string) => ({
+      symbol,
+      interval: '1m',
+      openTime: 60_000,
+      closeTime: 119_999,
+      open: 1,
+      high: 2,
+      low: 0.5,
+      close: 1.5,
+      volume: 10,
+    });
+    const signal = {
+      traderId: 't1',
+      traderName: 'rsi',
+      symbol: 'ETHUSDT',
+      interval: '1m',
+      candleOpenAt: new Date(60_000).toISOString(),
+      firedAt: new Date().toISOString(),
+      payload: { close: 1.5 },
+    };
+    const batches: string[] = [];
+    const candles: CandleMessage[] = [];
+    const signals: SignalMessage[] = [];
+    c.on('candles', (m) => batches.push(`candles:${m.candles.length}`));
+    c.on('signals', (m) => batches.push(`signals:${m.signals.length}`));
+    c.on('candle', (m) => candles.push(m));
+    c.on('signal', (m) => signals.push(m));
+    c.connect();
+    await until('open', () => c.state === 'open');
+    server.last().send(JSON.stringify({ type: 'candles', candles: [candle('BTCUSDT'), candle('ETHUSDT')] }));
+    server.last().send(JSON.stringify({ type: 'signals', signals: [signal] }));
+    // A runtime from before batching: one frame per item.
+    server.last().send(JSON.stringify({ type: 'candle', candle: candle('SOLUSDT') }));
+    await until('items', () => candles.length === 3 && signals.length === 1);
+    expect(batches).toEqual(['candles:2', 'signals:1']);
+    expect(candles.map((m) => [m.type, m.candle.symbol])).toEqual([
+      ['candle', 'BTCUSDT'],
+      ['candle', 'ETHUSDT'],
+      ['candle', 'SOLUSDT'],
+    ]);
+    expect(signals[0]).toEqual({ type: 'signal', signal });
+    expect(c.getConnectionHealth().metrics.messagesReceived).toBe(4); // frames, not items
   });
 
   test('reconnects with backoff after drops and refusals, with a fresh token each time', async () => {

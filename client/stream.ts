@@ -79,6 +79,10 @@ export interface CloudStreamOptions {
   probe?: () => Promise<ProbeResult>;
 }
 
+/**
+ * Typed handlers per message type. The runtime sends candles and signals in batches (`candles`,
+ * `signals`); `candle` and `signal` handlers are called once per item of a batch, as before batching.
+ */
 export type StreamHandlers = { [K in StreamMessageType]: (message: StreamMessageOf<K>) => void } & {
   /** Every frame: the raw text and, when it is one of the known messages, the parsed message. */
   message: (raw: string, message: StreamMessage | undefined) => void;
@@ -254,7 +258,11 @@ export function createCloudStreamClient(options: CloudStreamOptions): CloudStrea
         roundTripMs = lastMessageAt - startedAt;
       }
       emit('message', raw, message);
-      if (message) emit(message.type, message as never);
+      if (!message) return;
+      emit(message.type, message as never);
+      // A batch is also handed on item by item, so per-candle / per-signal handlers see no difference.
+      if (message.type === 'candles') for (const candle of message.candles) emit('candle', { type: 'candle', candle });
+      if (message.type === 'signals') for (const signal of message.signals) emit('signal', { type: 'signal', signal });
     });
     ws.addEventListener('error', (event: { message?: unknown }) => {
       if (typeof event.message === 'string') errorText = event.message;

@@ -50,6 +50,8 @@ export interface RuntimeDeps {
     storeRetryMaxMs?: number;
     /** A browser socket with more than this many bytes unsent is dropped. */
     wsMaxBufferedBytes?: number;
+    /** Most candles in one `candles` frame (signals: a fifth of it); a fuller batch is sent at once. */
+    wsBatchMax?: number;
     metricsIntervalMs?: number;
     /** How old the last evaluation may be before /health fails; default 2 × shortest interval + 60 s. */
     evaluationStaleMs?: number;
@@ -104,6 +106,51 @@ export async function createRuntime(deps: RuntimeDeps) {
     for (const ws of clients) send(ws, frame);
   };
 
+  // Closed candles and signals go out in batches: all those produced in one turn of the event loop
+  // (a boundary's burst of closes arrives in a few turns) become one `candles` and one `signals`
+  // frame, encoded once and written once per client, flushed on setImmediate (after the turn's I/O),
+  // or at once when a batch is full. Per-item frames cost one socket write per item per client.
+  const candleBatchMax = opts.wsBatchMax ?? 1_000;
+  const signalBatchMax = Math.max(1, Math.floor(candleBatchMax / 5));
+  let candleBatch: Candle[] = [];
+  let signalBatch: SignalMessage[] = [];
+  let flushScheduled = false;
+  const flushCandles = () => {
+    if (candleBatch.length === 0) return;
+    const candles = candleBatch;
+    candleBatch = [];
+    broadcast({ type: 'candles', candles });
+  };
+  const flushSignals = () => {
+    if (signalBatch.length === 0) return;
+    const signals = signalBatch;
+    signalBatch = [];
+    broadcast({ type: 'signals', signals });
+  };
+  const flushBatches = () => {
+    flushScheduled = false;
+    flushCandles();
+    flushSignals();
+  };
+  const scheduleFlush = () => {
+    if (flushScheduled) return;
+    flushScheduled = true;
+    setImmediate(flushBatches);
+  };
+  const queueCandle = (candle: Candle) => {
+    if (clients.size === 0) return;
+    if (candleBatch.push(candle) >= candleBatchMax) flushCandles();
+    else scheduleFlush();
+  };
+  const queueSignal = (signal: SignalMessage) => {
+    if (clients.size === 0) return;
+    // Candles first, so a signal never reaches a browser before the candle it fired on.
+    if (signalBatch.push(signal) >= signalBatchMax) {
+      flushCandles();
+      flushSignals();
+    } else scheduleFlush();
+  };
+
   const sink = new SignalSink({
     store,
     log,
@@ -113,13 +160,13 @@ export async function createRuntime(deps: RuntimeDeps) {
     queueLimit: opts.signalQueueLimit,
     retryBaseMs: opts.storeRetryBaseMs,
     retryMaxMs: opts.storeRetryMaxMs,
-    broadcast: (signal: SignalMessage) => broadcast({ type: 'signal', signal }),
+    broadcast: queueSignal,
   });
   const engine = new TraderEngine({
     candleCapacity: opts.candleCapacity,
     onFire: (f) => sink.submit(f),
     onCandle: (candle: Candle, evaluated) => {
-      if (evaluated) broadcast({ type: 'candle', candle });
+      if (evaluated) queueCandle(candle);
     },
   });
   const feed = new BinanceFeed({
@@ -130,8 +177,9 @@ export async function createRuntime(deps: RuntimeDeps) {
     log,
     metrics,
     onClosed: (candles, source) => {
+      const before = engine.stats.evaluations;
       engine.onClosed(candles, source !== 'warmup');
-      metrics.evaluations.inc(candles.length * Math.max(1, engine.traderCount()));
+      metrics.evaluations.inc(engine.stats.evaluations - before);
     },
   });
 
@@ -352,6 +400,7 @@ export async function createRuntime(deps: RuntimeDeps) {
       await feed.stop();
       await sink.flush(2_000);
       sink.stop();
+      flushBatches();
       for (const ws of clients) ws.close(1001, 'runtime stopping');
       await app.close();
     },

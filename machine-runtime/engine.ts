@@ -1,5 +1,5 @@
 import type { Trader } from '../store/types';
-import { streamKey, type Candle } from './candles';
+import { parseStreamKey, streamKey, type Candle } from './candles';
 import { StreamState, operandKey } from './indicators';
 import {
   isGroup,
@@ -17,8 +17,20 @@ export interface LoadedTrader {
   updatedAt: number;
   def: TraderDefinition;
   operands: Operand[];
-  /** Filter result on the previous closed candle, per symbol (for `fireOn: 'change'`). */
-  lastResult: Map<string, boolean>;
+}
+
+/** One trader on one stream: its filter compiled against that stream's indicator slots. */
+interface Binding {
+  trader: LoadedTrader;
+  test: () => boolean;
+  /** Filter result on the previous closed candle (for `fireOn: 'change'`). */
+  last: boolean;
+}
+
+/** A followed stream: its candles and indicators, and the traders that watch it. */
+interface Stream {
+  state: StreamState;
+  bindings: Binding[];
 }
 
 export interface Firing {
@@ -38,11 +50,15 @@ export interface EngineOptions {
 
 const recentFiringsLimit = 10_000;
 
-/** Traders over shared per-stream indicators, evaluated once per closed candle. */
+/**
+ * Traders over shared per-stream indicators, evaluated once per closed candle. Traders are indexed
+ * by stream, and each trader's filter is compiled per stream into closures over that stream's
+ * indicator slots, so a closed candle costs one map lookup, one update per indicator instance and
+ * one call per trader that watches the stream: no lookups, strings or allocations per condition.
+ */
 export class TraderEngine {
   private traders: LoadedTrader[] = [];
-  private readonly byStream = new Map<string, LoadedTrader[]>();
-  private readonly states = new Map<string, StreamState>();
+  private readonly streamsByKey = new Map<string, Stream>();
   /** A second guard against double firing, bounded (insertion order = age). */
   private readonly recentFirings = new Set<string>();
   readonly stats = { evaluations: 0, candles: 0, ignoredCandles: 0, lastEvaluationAt: 0, firings: 0 };
@@ -59,54 +75,59 @@ export class TraderEngine {
     const next: LoadedTrader[] = [];
     for (const row of rows) {
       if (!row.enabled) continue;
+      const updatedAt = row.updatedAt.getTime();
+      const old = previous.get(row.id);
+      // Unchanged since it was validated (the store bumps updated_at on every edit): not parsed again.
+      if (old && old.updatedAt === updatedAt) {
+        next.push(old);
+        continue;
+      }
       const parsed = traderDefinitionSchema.safeParse(row.definition);
       if (!parsed.success) {
         const issue = parsed.error.issues[0];
         invalid.push({ id: row.id, name: row.name, error: `${issue?.path.join('.') ?? ''}: ${issue?.message ?? ''}` });
         continue;
       }
-      const updatedAt = row.updatedAt.getTime();
-      const old = previous.get(row.id);
-      if (old && old.updatedAt === updatedAt) {
-        next.push(old);
-        continue;
-      }
-      next.push({
-        id: row.id,
-        name: row.name,
-        updatedAt,
-        def: parsed.data,
-        operands: operandsOf(parsed.data.filter),
-        lastResult: new Map(),
-      });
+      next.push({ id: row.id, name: row.name, updatedAt, def: parsed.data, operands: operandsOf(parsed.data.filter) });
     }
     this.traders = next;
-    this.byStream.clear();
+
+    const watchers = new Map<string, LoadedTrader[]>();
     for (const t of next) {
-      for (const symbol of t.def.symbols) {
+      for (const symbol of new Set(t.def.symbols)) {
         const key = streamKey(symbol, t.def.interval);
-        this.byStream.set(key, [...(this.byStream.get(key) ?? []), t]);
+        const list = watchers.get(key);
+        if (list) list.push(t);
+        else watchers.set(key, [t]);
       }
     }
-    for (const key of this.states.keys()) if (!this.byStream.has(key)) this.states.delete(key);
-    for (const [key, traders] of this.byStream) {
+    for (const key of this.streamsByKey.keys()) if (!watchers.has(key)) this.streamsByKey.delete(key);
+    for (const [key, traders] of watchers) {
+      let stream = this.streamsByKey.get(key);
+      if (!stream) {
+        const { symbol, interval } = parseStreamKey(key);
+        stream = { state: new StreamState(this.capacity, symbol, interval), bindings: [] };
+        this.streamsByKey.set(key, stream);
+      }
+      const { state } = stream;
       const operands = traders.flatMap((t) => t.operands);
-      const state = this.states.get(key) ?? new StreamState(this.capacity);
-      this.states.set(key, state);
       state.retain(operands);
       state.require(operands);
-      // A new or edited trader starts from what the data says now, so it fires on the next change only.
-      const symbol = key.split('|')[0]!;
-      for (const t of traders) {
-        if (!t.lastResult.has(symbol) && state.candles.size > 0) t.lastResult.set(symbol, this.evaluate(t, state));
-      }
+      // Same trader object = unchanged trader: it keeps its previous result on this stream.
+      const lastOf = new Map(stream.bindings.map((b) => [b.trader, b.last]));
+      stream.bindings = traders.map((trader) => {
+        const test = compileGroup(trader.def.filter, state);
+        // A new or edited trader starts from what the data says now, so it fires on the next change only.
+        const last = lastOf.get(trader) ?? (state.candles.size > 0 && test());
+        return { trader, test, last };
+      });
     }
     return { loaded: next.length, invalid };
   }
 
   /** The `SYMBOL|interval` keys the enabled traders need. */
   streams(): string[] {
-    return [...this.byStream.keys()];
+    return [...this.streamsByKey.keys()];
   }
 
   traderCount(): number {
@@ -114,31 +135,33 @@ export class TraderEngine {
   }
 
   streamState(key: string): StreamState | undefined {
-    return this.states.get(key);
+    return this.streamsByKey.get(key)?.state;
   }
 
   /**
    * Feeds closed candles in order. `evaluate: false` (warm-up history) updates indicators and the
    * change state without firing. Candles not newer than the last one are ignored.
    */
-  onClosed(candles: Candle[], evaluate: boolean): void {
-    for (const c of candles) {
-      const key = streamKey(c.symbol, c.interval);
-      const state = this.states.get(key);
-      const last = state?.lastOpenTime;
-      if (!state || (last !== undefined && c.openTime <= last)) {
+  onClosed(candles: readonly Candle[], evaluate: boolean): void {
+    for (let n = 0; n < candles.length; n++) {
+      const c = candles[n]!;
+      const stream = this.streamsByKey.get(streamKey(c.symbol, c.interval));
+      const last = stream?.state.lastOpenTime;
+      if (!stream || (last !== undefined && c.openTime <= last)) {
         this.stats.ignoredCandles++;
         continue;
       }
+      const { state, bindings } = stream;
       state.add(c);
       this.stats.candles++;
-      for (const t of this.byStream.get(key) ?? []) {
-        const result = this.evaluate(t, state);
-        this.stats.evaluations++;
-        const was = t.lastResult.get(c.symbol) ?? false;
-        t.lastResult.set(c.symbol, result);
-        if (!evaluate || !result || (t.def.fireOn === 'change' && was)) continue;
-        this.fire(t, state, c);
+      this.stats.evaluations += bindings.length;
+      for (let i = 0; i < bindings.length; i++) {
+        const b = bindings[i]!;
+        const result = b.test();
+        const was = b.last;
+        b.last = result;
+        if (!evaluate || !result || (was && b.trader.def.fireOn === 'change')) continue;
+        this.fire(b.trader, state, c);
       }
       this.stats.lastEvaluationAt = Date.now();
       this.opts.onCandle?.(c, evaluate);
@@ -161,37 +184,40 @@ export class TraderEngine {
   recentFiringsSize(): number {
     return this.recentFirings.size;
   }
-
-  private evaluate(t: LoadedTrader, state: StreamState): boolean {
-    return evalGroup(t.def.filter, state);
-  }
 }
 
-function evalGroup(g: FilterGroup, s: StreamState): boolean {
-  const test = (n: Condition | FilterGroup) => (isGroup(n) ? evalGroup(n, s) : evalCondition(n, s));
-  return 'all' in g ? g.all.every(test) : g.any.some(test);
+/** A filter as one closure over `s`'s slots (missing values are NaN, so every comparison is false). */
+function compileGroup(g: FilterGroup, s: StreamState): () => boolean {
+  const all = 'all' in g;
+  const tests = (all ? g.all : g.any).map((n) => (isGroup(n) ? compileGroup(n, s) : compileCondition(n, s)));
+  if (tests.length === 1) return tests[0]!;
+  return all
+    ? () => {
+        for (let i = 0; i < tests.length; i++) if (!tests[i]!()) return false;
+        return true;
+      }
+    : () => {
+        for (let i = 0; i < tests.length; i++) if (tests[i]!()) return true;
+        return false;
+      };
 }
 
-function evalCondition(c: Condition, s: StreamState): boolean {
-  const read = (o: Operand | number, which: 0 | 1) => (typeof o === 'number' ? o : s.value(o, which));
-  const l = read(c.left, 0);
-  const r = read(c.right, 0);
-  if (l === null || r === null) return false;
+function compileCondition(c: Condition, s: StreamState): () => boolean {
+  const l = s.slot(c.left);
+  const r = typeof c.right === 'number' ? { cur: c.right, prev: c.right } : s.slot(c.right);
   switch (c.op) {
     case '>':
-      return l > r;
+      return () => l.cur > r.cur;
     case '>=':
-      return l >= r;
+      return () => l.cur >= r.cur;
     case '<':
-      return l < r;
+      return () => l.cur < r.cur;
     case '<=':
-      return l <= r;
+      return () => l.cur <= r.cur;
+    // Previous candle left ≤ right, this one left > right (mirror for below).
     case 'crossesAbove':
-    case 'crossesBelow': {
-      const lp = read(c.left, 1);
-      const rp = read(c.right, 1);
-      if (lp === null || rp === null) return false;
-      return c.op === 'crossesAbove' ? lp <= rp && l > r : lp >= rp && l < r;
-    }
+      return () => l.prev <= r.prev && l.cur > r.cur;
+    case 'crossesBelow':
+      return () => l.prev >= r.prev && l.cur < r.cur;
   }
 }

@@ -76,6 +76,9 @@ export class BinanceFeed {
   private nextControlId = 1;
   private timers: NodeJS.Timeout[] = [];
   private counters = { malformed: 0, duplicates: 0, reconnects: 0, messages: 0 };
+  private readonly feedMessages: { inc(): void };
+  /** Labelled children resolved once: a labelled inc() per candle hashes its labels every time. */
+  private readonly closedCounters: Record<CandleSource, { inc(n: number): void }>;
   private readonly o: Required<Omit<FeedOptions, 'onClosed' | 'log' | 'metrics' | 'clock' | 'wsUrl' | 'restUrl'>>;
 
   constructor(private readonly opts: FeedOptions) {
@@ -91,6 +94,12 @@ export class BinanceFeed {
       overdueGraceMs: opts.overdueGraceMs ?? 10_000,
       restTimeoutMs: opts.restTimeoutMs ?? 10_000,
       restRetryBaseMs: opts.restRetryBaseMs ?? 500,
+    };
+    this.feedMessages = opts.metrics.feedMessages;
+    this.closedCounters = {
+      warmup: opts.metrics.candlesClosed.labels('warmup'),
+      live: opts.metrics.candlesClosed.labels('live'),
+      backfill: opts.metrics.candlesClosed.labels('backfill'),
     };
     this.rest = new KlinesClient({
       restUrl: opts.restUrl,
@@ -315,8 +324,10 @@ export class BinanceFeed {
 
   private onFrame(shard: Shard, text: string | null): void {
     this.counters.messages++;
-    this.opts.metrics.feedMessages.inc();
+    this.feedMessages.inc();
     if (text === null) return this.malformed('binary');
+    const kline = scanKlineFrame(text);
+    if (kline) return this.onKline(kline, kline.closed, kline.eventTime);
     let msg: unknown;
     try {
       msg = JSON.parse(text);
@@ -354,23 +365,33 @@ export class BinanceFeed {
       close: Number(k.c),
       volume: Number(k.v),
     };
+    if (typeof k.x !== 'boolean') return this.malformed('kline fields');
+    this.onKline(candle, k.x, typeof data.E === 'number' ? data.E : undefined);
+  }
+
+  private onKline(candle: Candle, closed: boolean, eventTime: number | undefined): void {
     const numbers = [candle.openTime, candle.closeTime, candle.open, candle.high, candle.low, candle.close];
-    if (!numbers.every(Number.isFinite) || !Number.isFinite(candle.volume) || typeof k.x !== 'boolean') {
+    if (!numbers.every(Number.isFinite) || !Number.isFinite(candle.volume)) {
       return this.malformed('kline fields');
     }
-    if (typeof data.E === 'number') this.opts.metrics.feedLag.set((this.opts.clock() - data.E) / 1000);
+    if (eventTime !== undefined) this.opts.metrics.feedLag.set((this.opts.clock() - eventTime) / 1000);
     const s = this.streams.get(streamKey(candle.symbol, candle.interval));
     if (!s) return; // unsubscribed a moment ago
     if (s.cursor !== undefined && candle.openTime <= s.cursor) {
-      if (k.x) this.counters.duplicates++;
+      if (closed) this.counters.duplicates++;
       return;
     }
-    if (k.x) {
+    if (closed) {
+      if (s.cursor !== undefined && candle.openTime === s.cursor + s.ms && this.isIdle(s)) {
+        // The common case: the next candle of a stream with nothing held back. What drain() would
+        // do, without its promise chain per closed candle.
+        return this.emit(s, [toCandle(candle)], 'live');
+      }
       if (s.pending.size >= this.o.pendingLimit) {
         // Forget the oldest; the drain sees the hole and asks REST for it.
         s.pending.delete(Math.min(...s.pending.keys()));
       }
-      s.pending.set(candle.openTime, candle);
+      s.pending.set(candle.openTime, toCandle(candle));
     } else if (s.cursor !== undefined && candle.openTime > s.cursor + s.ms) {
       // A newer candle is forming, so every candle before it has closed, seen or not.
       s.catchUpBefore = Math.max(s.catchUpBefore, candle.openTime);
@@ -380,11 +401,15 @@ export class BinanceFeed {
     this.drain(s);
   }
 
+  private isIdle(s: StreamEntry): boolean {
+    return !s.draining && s.pending.size === 0 && s.catchUpBefore === 0 && !this.stopped;
+  }
+
   private emit(s: StreamEntry, candles: Candle[], source: CandleSource): void {
     const fresh = candles.filter((c) => s.cursor === undefined || c.openTime > s.cursor);
     if (fresh.length === 0) return;
     s.cursor = fresh[fresh.length - 1]!.openTime;
-    this.opts.metrics.candlesClosed.inc({ source }, fresh.length);
+    this.closedCounters[source].inc(fresh.length);
     this.opts.onClosed(fresh, source);
   }
 
@@ -443,4 +468,105 @@ export class BinanceFeed {
       break;
     }
   }
+}
+
+/** A candle of its own (a scanned kline carries extra fields that must not travel on). */
+function toCandle(c: Candle): Candle {
+  return {
+    symbol: c.symbol,
+    interval: c.interval,
+    openTime: c.openTime,
+    closeTime: c.closeTime,
+    open: c.open,
+    high: c.high,
+    low: c.low,
+    close: c.close,
+    volume: c.volume,
+  };
+}
+
+/**
+ * Reads a combined-stream kline frame without JSON.parse when it is laid out exactly as Binance sends
+ * it (machine-runtime/README.md, "Feed"): the keys in Binance's order, no whitespace, no escapes.
+ * JSON.parse would build an object tree with a string per field for every frame, most of them
+ * updates of a candle still forming; this reads the fields in place. Numbers are converted exactly as
+ * the general path converts them (`Number(...)`). Anything that deviates by a character returns
+ * undefined and takes the general path (JSON.parse), which also decides what is malformed.
+ */
+export function scanKlineFrame(text: string): (Candle & { closed: boolean; eventTime: number }) | undefined {
+  let p = 0;
+  let ok = true;
+  const lit = (s: string) => {
+    if (ok && text.startsWith(s, p)) p += s.length;
+    else ok = false;
+  };
+  // After an opening quote: the string up to the closing one (no escapes: a key or number never has one).
+  const str = (): string => {
+    if (!ok) return '';
+    const end = text.indexOf('"', p);
+    const v = end < 0 ? '\\' : text.slice(p, end);
+    if (v.includes('\\')) {
+      ok = false;
+      return '';
+    }
+    p = end + 1;
+    return v;
+  };
+  // A bare JSON number (digits, sign, point, exponent).
+  const num = (): number => {
+    if (!ok) return NaN;
+    const start = p;
+    for (
+      let ch = text.charCodeAt(p);
+      (ch >= 48 && ch <= 57) || ch === 45 || ch === 43 || ch === 46 || ch === 101 || ch === 69;
+    ) {
+      ch = text.charCodeAt(++p);
+    }
+    if (p === start) ok = false;
+    return Number(text.slice(start, p));
+  };
+  lit('{"stream":"');
+  str();
+  lit(',"data":{"e":"kline","E":');
+  const eventTime = num();
+  lit(',"s":"');
+  str();
+  lit(',"k":{"t":');
+  const openTime = num();
+  lit(',"T":');
+  const closeTime = num();
+  lit(',"s":"');
+  const symbol = str();
+  lit(',"i":"');
+  const interval = str();
+  lit(',"f":');
+  num();
+  lit(',"L":');
+  num();
+  lit(',"o":"');
+  const open = Number(str());
+  lit(',"c":"');
+  const close = Number(str());
+  lit(',"h":"');
+  const high = Number(str());
+  lit(',"l":"');
+  const low = Number(str());
+  lit(',"v":"');
+  const volume = Number(str());
+  lit(',"n":');
+  num();
+  lit(',"x":');
+  const closed = ok && text.startsWith('true', p);
+  lit(closed ? 'true' : 'false');
+  lit(',"q":"');
+  str();
+  lit(',"V":"');
+  str();
+  lit(',"Q":"');
+  str();
+  lit(',"B":"');
+  str();
+  lit('}}}');
+  if (!ok || p !== text.length) return undefined;
+  return { symbol, interval, openTime, closeTime, open, high, low, close, volume, closed, eventTime };
 }

@@ -1,4 +1,4 @@
-import { GoogleGenAI } from '@google/genai';
+import type { GoogleGenAI } from '@google/genai';
 import type { Firing } from './engine';
 
 export type Annotator = (f: Firing) => Promise<string>;
@@ -14,10 +14,16 @@ export function createGeminiAnnotator(opts: {
   baseUrl?: string;
 }): Annotator {
   const timeoutMs = opts.timeoutMs ?? 4_000;
-  const ai = new GoogleGenAI({
-    apiKey: opts.apiKey,
-    httpOptions: { baseUrl: opts.baseUrl, timeout: timeoutMs, retryOptions: { attempts: 1 } },
-  });
+  // Loaded on first use: the SDK is ~15 MB of RSS that a machine without a key never needs.
+  let ai: Promise<GoogleGenAI> | undefined;
+  const client = () =>
+    (ai ??= import('@google/genai').then(
+      ({ GoogleGenAI }) =>
+        new GoogleGenAI({
+          apiKey: opts.apiKey,
+          httpOptions: { baseUrl: opts.baseUrl, timeout: timeoutMs, retryOptions: { attempts: 1 } },
+        }),
+    ));
   return async (f) => {
     const c = f.candle;
     const values = Object.entries(f.values)
@@ -28,7 +34,9 @@ export function createGeminiAnnotator(opts: {
       `(candle opened ${new Date(c.openTime).toISOString()}: open ${c.open}, high ${c.high}, low ${c.low}, ` +
       `close ${c.close}, volume ${c.volume}). Indicator values: ${values}. ` +
       'In at most two short sentences, say what this setup usually means. No financial advice.';
-    const res = await ai.models.generateContent({
+    const res = await (
+      await client()
+    ).models.generateContent({
       model: opts.model ?? 'gemini-2.5-flash',
       contents: prompt,
       config: { abortSignal: AbortSignal.timeout(timeoutMs), maxOutputTokens: 120, temperature: 0.3 },

@@ -23,11 +23,31 @@ export class KlinesClient {
       retryBaseMs?: number;
       retryMaxMs?: number;
       isStopped?: () => boolean;
+      /** Requests in flight at once; the rest wait their turn (default 4). */
+      maxConcurrent?: number;
     },
   ) {}
 
-  /** One page; throws on any failure. */
+  private inFlight = 0;
+  private readonly waiting: (() => void)[] = [];
+
+  /**
+   * One page; throws on any failure. At most `maxConcurrent` at once: warming up 900 streams
+   * together would otherwise hold 900 responses in memory at the same moment (and spend Binance's
+   * request weight in one go).
+   */
   async page(q: KlinesQuery): Promise<Candle[]> {
+    if (this.inFlight >= (this.opts.maxConcurrent ?? 4)) await new Promise<void>((r) => this.waiting.push(r));
+    this.inFlight++;
+    try {
+      return await this.fetchPage(q);
+    } finally {
+      this.inFlight--;
+      this.waiting.shift()?.();
+    }
+  }
+
+  private async fetchPage(q: KlinesQuery): Promise<Candle[]> {
     const url = new URL('/api/v3/klines', this.opts.restUrl);
     url.searchParams.set('symbol', q.symbol);
     url.searchParams.set('interval', q.interval);

@@ -127,13 +127,24 @@ describe('machine runtime (replay + in-memory store)', () => {
     const { ws, messages, status } = await connect(`ws://${base}/ws`, { protocols: ['bearer', await mint()] });
     expect(status).toBeUndefined();
     expect(ws!.protocol).toBe('bearer');
-    await waitFor('a signal', () => messages.some((m) => m.type === 'signal'));
+    await waitFor('a signal', () => messages.some((m) => m.type === 'signals'));
     expect(messages[0]).toMatchObject({ type: 'hello', userId });
     await waitFor('metrics and candles', () =>
-      ['metrics', 'candle', 'state'].every((t) => messages.some((m) => m.type === t)),
+      ['metrics', 'candles', 'state'].every((t) => messages.some((m) => m.type === t)),
     );
-    const signal = messages.find((m) => m.type === 'signal')!.signal as { candleOpenAt: string; symbol: string };
+    // Candles and signals come batched, never one frame per item, and never an empty batch.
+    type Item = { symbol: string; interval: string; openTime: number; candleOpenAt: string };
+    const batches = messages.filter((m) => m.type === 'candles' || m.type === 'signals');
+    expect(messages.some((m) => m.type === 'candle' || m.type === 'signal')).toBe(false);
+    for (const b of batches) expect(((b.candles ?? b.signals) as Item[]).length).toBeGreaterThan(0);
+    const signalsAt = messages.findIndex((m) => m.type === 'signals');
+    const signal = (messages[signalsAt]!.signals as Item[])[0]!;
     expect(signal.symbol).toBe('BTCUSDT');
+    // The candle a signal fired on reached the browser no later than the signal.
+    const candlesBefore = messages
+      .slice(0, signalsAt)
+      .flatMap((m) => (m.type === 'candles' ? (m.candles as Item[]) : []));
+    expect(candlesBefore.some((c) => new Date(c.openTime).toISOString() === signal.candleOpenAt)).toBe(true);
     await waitFor('stored', () => store.signals.some((s) => s.candleOpenAt.toISOString() === signal.candleOpenAt));
     const keys = store.signals.map((s) => `${s.traderId}|${s.candleOpenAt.getTime()}`);
     expect(new Set(keys).size).toBe(keys.length);

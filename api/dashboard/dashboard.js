@@ -188,10 +188,10 @@ import { createCloudExecutionClient } from '../../client/index';
       $('health').textContent = h.ok
         ? `Healthy${h.idle ? ' (no enabled traders)' : ''} · ${h.streams} streams · up ${h.uptimeSeconds} s`
         : `Unhealthy: ${(h.reasons || []).join('; ')}`;
-    } else if (msg.type === 'signal' && msg.signal) {
-      addSignal(msg.signal);
     }
   }
+  // The runtime sends signals batched (`signals` frames); the client hands them on one at a time.
+  stream.on('signal', (m) => addSignal(m.signal));
 
   function addSignal(s) {
     const list = $('signals');
