@@ -14,6 +14,7 @@ import {
 } from '../common/search-attributes';
 import type { MachineStatus as RowStatus, ServiceStore } from '../store/types';
 import {
+  durationMs,
   MACHINE_WORKFLOW_TYPE,
   TASK_QUEUE,
   machineVanishedSignal,
@@ -359,12 +360,9 @@ export type ReconcileActivities = ReturnType<typeof createReconcileActivities>;
 
 /** Parses "10 minutes", "90s", "5m" (the forms the workflow accepts) to seconds. */
 export function durationSeconds(duration: string): number {
-  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|milliseconds?|s|seconds?|m|minutes?|h|hours?|d|days?)\s*$/i.exec(duration);
-  if (!m) throw new Error(`bad duration "${duration}"`);
-  const unit = m[2]!.toLowerCase();
-  const factor =
-    unit.startsWith('ms') || unit.startsWith('milli') ? 0.001 : { s: 1, m: 60, h: 3600, d: 86400 }[unit[0]!]!;
-  return Number(m[1]) * factor;
+  const value = durationMs(duration);
+  if (value === undefined) throw new Error(`bad duration "${duration}"`);
+  return value / 1000;
 }
 
 export const RECONCILE_SCHEDULE_ID = 'reconcile-fleet';

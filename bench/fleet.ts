@@ -187,7 +187,7 @@ async function main() {
     const sizes = envList('BENCH_SIZES', [1000, 10000]);
     const caches = process.env.BENCH_CACHE
       ? process.env.BENCH_CACHE.split(',').map((c) => (c.trim() === 'all' ? 'all' : Number(c)))
-      : ([500, 1000, 2000, 3000, 'all'] as (number | 'all')[]);
+      : ([1000, 3000] as (number | 'all')[]);
     const rows = await runFleet({ sizes, caches, log: (m) => console.log(m) });
     const at10k = rows.filter((r) => r.workflows === 10000);
     const worst = at10k.length ? Math.max(...at10k.map((r) => Number(r['worker RSS at rest (MB)']))) : NaN;

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -18,6 +18,7 @@ import { createPostgresStore } from '../store/postgres';
 import { TEST_FLY_TOKEN, TEST_JWT_SECRET } from '../test/machine-stack';
 import { createTestDatabase } from '../test/pg';
 import { connectToTestServer, uniqueId } from '../test/temporal';
+import { workerEnvShape } from '../worker/config';
 import { createMachineWorker, workflowsPath } from '../worker/create-worker';
 import { machineWorkflowId } from '../workflows/contract';
 import { ensureInfra, quietBundler } from './lib/infra';
@@ -91,6 +92,7 @@ export async function runStorm(opts: { sizes: number[]; concurrency?: number; lo
     taskQueue,
     activities,
     workflowBundle: await bundleWorkflowCode({ workflowsPath, logger: quietBundler }),
+    ...workerKnobs(),
   });
   const running = worker.run();
   const app = await createApp({
@@ -150,6 +152,7 @@ export async function runStorm(opts: { sizes: number[]; concurrency?: number; lo
       // The billing system's side: the tier changes, then a signed webhook per user.
       await db.pool.query(`update public.profiles set subscription_tier = 'free' where id = any($1::uuid[])`, [users]);
       const occurredAt = new Date().toISOString();
+      const cpu0 = cpuByCommand();
       const s0 = performance.now();
       await pool(users, concurrency, async (userId) => {
         const body = JSON.stringify({ id: uniqueId('evt'), type: 'tier.changed', userId, tier: 'free', occurredAt });
@@ -164,6 +167,10 @@ export async function runStorm(opts: { sizes: number[]; concurrency?: number; lo
       const acceptedS = (performance.now() - s0) / 1000;
       await waitAll(users, 'stopped', 60_000 + n * 1000);
       const stoppedS = (performance.now() - s0) / 1000;
+      const cpu1 = cpuByCommand();
+      log(`storm N=${n}: CPU seconds during the storm: ${cpuDelta(cpu0, cpu1)}`);
+      const used = (pick: (name: string) => boolean) =>
+        [...cpu1.entries()].filter(([k]) => pick(k)).reduce((sum, [k, v]) => sum + v - (cpu0.get(k) ?? 0), 0);
       const live = (await fly.listMachines({})).filter((m) => m.state !== 'destroyed').length;
       const where = await profile(server.client, users);
       rows.push({
@@ -174,6 +181,18 @@ export async function runStorm(opts: { sizes: number[]; concurrency?: number; lo
         'live Fly machines after': live,
         'provisioning N first (s, untimed setup)': round(provisionS, 1),
         'load avg 1 min': round(os.loadavg()[0]!, 2),
+        'CPU s: Temporal dev server': round(
+          used((k) => k === 'temporal'),
+          1,
+        ),
+        'CPU s: API + worker (this process)': round(
+          used((k) => k.startsWith('bench:')),
+          1,
+        ),
+        'CPU s: fly-local': round(
+          used((k) => k === 'node'),
+          1,
+        ),
         ...where,
       });
       log(`storm N=${n}: all stopped ${stoppedS.toFixed(2)} s after the first webhook`);
@@ -192,6 +211,88 @@ export async function runStorm(opts: { sizes: number[]; concurrency?: number; lo
   return rows;
 }
 
+/** CPU seconds (user + system) used so far by this process and each of its descendants, summed by command name. */
+function cpuByCommand(): Map<string, number> {
+  const tick = 100; // USER_HZ on Linux
+  const procs: { pid: number; ppid: number; comm: string; cpu: number }[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const close = stat.lastIndexOf(')');
+      const fields = stat.slice(close + 2).split(' ');
+      procs.push({
+        pid: Number(entry),
+        ppid: Number(fields[1]),
+        comm: stat.slice(stat.indexOf('(') + 1, close),
+        cpu: (Number(fields[11]) + Number(fields[12])) / tick,
+      });
+    } catch {
+      // gone meanwhile
+    }
+  }
+  const mine = new Set([process.pid]);
+  for (let grew = true; grew;) {
+    grew = false;
+    for (const p of procs) {
+      if (mine.has(p.pid) || !mine.has(p.ppid)) continue;
+      mine.add(p.pid);
+      grew = true;
+    }
+  }
+  const out = new Map<string, number>();
+  for (const p of procs) {
+    if (!mine.has(p.pid) || p.pid === process.pid) continue;
+    out.set(p.comm, (out.get(p.comm) ?? 0) + p.cpu);
+  }
+  // This process (API, worker, the benchmark's own HTTP client) by thread: main, workflow thread, Rust core, libuv.
+  for (const tid of readdirSync(`/proc/${process.pid}/task`)) {
+    try {
+      const stat = readFileSync(`/proc/${process.pid}/task/${tid}/stat`, 'utf8');
+      const close = stat.lastIndexOf(')');
+      const fields = stat.slice(close + 2).split(' ');
+      const name = `bench:${Number(tid) === process.pid ? 'main' : stat.slice(stat.indexOf('(') + 1, close)}`;
+      out.set(name, (out.get(name) ?? 0) + (Number(fields[11]) + Number(fields[12])) / tick);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return out;
+}
+
+function cpuDelta(before: Map<string, number>, after: Map<string, number>): string {
+  return [...after.entries()]
+    .map(([k, v]) => [k, v - (before.get(k) ?? 0)] as const)
+    .filter(([, v]) => v >= 0.05)
+    .sort((a, b) => b[1] - a[1])
+    .map(([k, v]) => `${k} ${v.toFixed(1)}`)
+    .join(', ');
+}
+
+/** The worker's own tuning variables (worker/config.ts), so a run can compare settings: unset means the defaults. */
+function workerKnobs() {
+  const env = process.env;
+  return {
+    ...(env.WORKER_MAX_CACHED_WORKFLOWS
+      ? { maxCachedWorkflows: workerEnvShape.WORKER_MAX_CACHED_WORKFLOWS.parse(env.WORKER_MAX_CACHED_WORKFLOWS) }
+      : {}),
+    ...(env.WORKER_MAX_CONCURRENT_ACTIVITIES
+      ? {
+          maxConcurrentActivityTaskExecutions: workerEnvShape.WORKER_MAX_CONCURRENT_ACTIVITIES.parse(
+            env.WORKER_MAX_CONCURRENT_ACTIVITIES,
+          ),
+        }
+      : {}),
+    ...(env.WORKER_STICKY_QUEUE_TIMEOUT
+      ? {
+          stickyQueueScheduleToStartTimeout: workerEnvShape.WORKER_STICKY_QUEUE_TIMEOUT.parse(
+            env.WORKER_STICKY_QUEUE_TIMEOUT,
+          ),
+        }
+      : {}),
+  };
+}
+
 const ms = (t: unknown) => {
   const ts = t as { seconds?: { toNumber(): number } | number; nanos?: number } | null | undefined;
   const sec = typeof ts?.seconds === 'number' ? ts.seconds : (ts?.seconds?.toNumber() ?? 0);
@@ -208,6 +309,8 @@ async function profile(client: Client, users: string[]): Promise<Row> {
   const wftQueued: number[] = [];
   const ran: Record<string, number[]> = {};
   const signalToClosed: number[] = [];
+  const eventsAfter: number[] = [];
+  let wftTimeouts = 0;
   for (const userId of sample) {
     const history = await client.workflow.getHandle(machineWorkflowId(userId)).fetchHistory();
     const events = history.events ?? [];
@@ -216,6 +319,12 @@ async function profile(client: Client, users: string[]): Promise<Row> {
     if (!signal) continue;
     const t0 = ms(signal.eventTime);
     signalToClosed.push(ms(events[events.length - 1]!.eventTime) - t0);
+    eventsAfter.push(events.filter((e) => Number(e.eventId) > Number(signal.eventId)).length);
+    // A workflow task left on the worker's sticky queue past its schedule-to-start timeout goes back to the
+    // normal queue, and the worker then gets (and the server reads) the whole history: overload feeding itself.
+    wftTimeouts += events.filter(
+      (e) => Number(e.eventId) > Number(signal.eventId) && e.workflowTaskTimedOutEventAttributes,
+    ).length;
     for (const e of events) {
       if (ms(e.eventTime) < t0) continue;
       const started = e.activityTaskStartedEventAttributes;
@@ -235,6 +344,8 @@ async function profile(client: Client, users: string[]): Promise<Row> {
   }
   return {
     'p50 signal→closed (ms)': round(median(signalToClosed), 0),
+    'p50 history events after the signal': round(median(eventsAfter), 0),
+    'workflow task timeouts in the sample': wftTimeouts,
     'p50 activity queued (ms)': round(median(queued), 0),
     'p50 workflow task queued (ms)': round(median(wftQueued), 0),
     'p50 destroyFlyMachines ran (ms)': round(median(ran.destroyFlyMachines ?? []), 0),
@@ -248,6 +359,9 @@ async function main() {
   try {
     const sizes = process.env.BENCH_N ? [Number(process.env.BENCH_N)] : envList('BENCH_SIZES', [100, 300, 1000]);
     const rows = await runStorm({ sizes, log: (m) => console.log(m) });
+    const knobs = Object.entries(workerKnobs())
+      .map(([k, v]) => `${k} ${String(v)}`)
+      .join(', ');
     const last = rows[rows.length - 1]!;
     const n = Number(last.N);
     const t = Number(last['all rows stopped (s)']);
@@ -258,8 +372,9 @@ async function main() {
       tables: [{ rows }],
       notes: [
         `Target ≤ 10 s for 1,000: ${at1000 <= 10 ? 'met' : 'MISSED'} (${n === 1000 ? 'measured' : 'linear extrapolation from N=' + n}: ${round(at1000, 1)} s).`,
-        'Real API (signature check, signal, webhook_events row) and worker (default maxConcurrentActivityTaskExecutions 200, store pool 10) in this process; Temporal dev server (in-memory SQLite unless BENCH_TEMPORAL_DB=file), Postgres and fly-local (CLI) in their own processes. Machines are `sleep` processes; their health/credential activities answer ok without HTTP.',
+        `Real API (signature check, signal, webhook_events row) and worker (${knobs ? `set: ${knobs}` : 'default settings'}; the defaults are maxConcurrentActivityTaskExecutions 200 and stickyQueueScheduleToStartTimeout 10 seconds; store pool 10) in this process; Temporal dev server (in-memory SQLite unless BENCH_TEMPORAL_DB=file), Postgres and fly-local (CLI, journal persistence) in their own processes. Machines are \`sleep\` processes; their health/credential activities answer ok without HTTP.`,
         'Clock starts at the first webhook and stops when the last cloud_machines row says stopped (polled every 50 ms). Webhooks are sent 50 at a time.',
+        'CPU s: user + system CPU used during the timed window (from /proc) by the dev server, by this process (API, worker and the benchmark client; the log line splits it by thread) and by fly-local; Postgres is not a child of this process and is not counted. History columns come from a sample of 15 workflows.',
       ],
     });
   } finally {

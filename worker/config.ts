@@ -1,12 +1,6 @@
 import { z } from 'zod';
 import { contractEnv, parseEnv } from '../common/config';
-
-const reconcileDuration = z
-  .string()
-  .regex(
-    /^\s*\d+(?:\.\d+)?\s*(s|seconds?|m|minutes?|h|hours?|d|days?)\s*$/i,
-    'must be a duration such as "5 minutes", "90s" or "1 hour"',
-  );
+import { durationSchema } from '../workflows/schemas';
 
 /** The worker's environment: the contract's variables plus a few worker knobs, validated at start-up. */
 export const workerEnvShape = {
@@ -32,6 +26,15 @@ export const workerEnvShape = {
   MACHINE_DATABASE_URL: contractEnv.DATABASE_URL,
   WORKER_MAX_CACHED_WORKFLOWS: z.coerce.number().int().min(0).default(1000),
   WORKER_MAX_CONCURRENT_ACTIVITIES: z.coerce.number().int().positive().default(200),
+  /**
+   * How long a workflow task may wait on this worker's sticky queue (where the workflow is cached) before it goes
+   * back to the shared queue, where whichever worker takes it fetches and replays the whole history. Default: the
+   * SDK's 10 s, which also bounds how long a crashed worker's workflows (and queries) wait for another worker
+   * (workflows/worker-crash.test.ts relies on that). Under overload 10 s feeds itself: in the storm benchmark
+   * (1,000 downgrades at once on a busy dev server) tasks waited longer, timed out and were replayed; "1 minute"
+   * cut the dev server's CPU by ~30% and the storm's time by ~1.6× (bench/README.md, storm).
+   */
+  WORKER_STICKY_QUEUE_TIMEOUT: durationSchema.default('10 seconds'),
   /** A prebuilt workflow bundle (npm run build:bundle); default: bundle at start-up. */
   WORKFLOW_BUNDLE_PATH: z.string().min(1).optional(),
   /** reconcileFleet's Schedule (created or updated at worker start): on/off, interval, and the age below which nothing is touched. */
@@ -39,8 +42,8 @@ export const workerEnvShape = {
     .enum(['true', 'false', '1', '0'])
     .default('true')
     .transform((v) => v === 'true' || v === '1'),
-  RECONCILE_INTERVAL: reconcileDuration.default('5 minutes'),
-  RECONCILE_MIN_MACHINE_AGE: reconcileDuration.default('10 minutes'),
+  RECONCILE_INTERVAL: durationSchema.default('5 minutes'),
+  RECONCILE_MIN_MACHINE_AGE: durationSchema.default('10 minutes'),
   CREDENTIAL_TTL_SECONDS: z.coerce
     .number()
     .int()

@@ -61,6 +61,8 @@ export async function createMachineWorker(opts: {
   activities: ReturnType<typeof createActivities>;
   maxCachedWorkflows?: number;
   maxConcurrentActivityTaskExecutions?: number;
+  /** WORKER_STICKY_QUEUE_TIMEOUT in worker/config.ts: the trade-off. Default 10 s, the SDK's. */
+  stickyQueueScheduleToStartTimeout?: WorkerOptions['stickyQueueScheduleToStartTimeout'];
   workflowBundlePath?: string;
   workflowBundle?: WorkerOptions['workflowBundle'];
 }) {
@@ -74,6 +76,7 @@ export async function createMachineWorker(opts: {
     // Explicit: each cached workflow costs memory; the fleet benchmark measures the trade-off.
     maxCachedWorkflows: opts.maxCachedWorkflows ?? 1000,
     maxConcurrentActivityTaskExecutions: opts.maxConcurrentActivityTaskExecutions ?? 200,
+    stickyQueueScheduleToStartTimeout: opts.stickyQueueScheduleToStartTimeout ?? '10 seconds',
     shutdownGraceTime: '10 seconds',
     // Cancellation reaches an activity with a heartbeat's answer: keep that prompt for long Fly waits.
     defaultHeartbeatThrottleInterval: '2 seconds',

@@ -35,6 +35,7 @@ async function main() {
     activities: { ...activities, ...reconcile },
     maxCachedWorkflows: config.WORKER_MAX_CACHED_WORKFLOWS,
     maxConcurrentActivityTaskExecutions: config.WORKER_MAX_CONCURRENT_ACTIVITIES,
+    stickyQueueScheduleToStartTimeout: config.WORKER_STICKY_QUEUE_TIMEOUT,
     workflowBundlePath: config.WORKFLOW_BUNDLE_PATH,
   });
   Runtime.instance().logger.info('worker started', {

@@ -21,6 +21,16 @@ export type CpuPriority = (typeof cpuPriorities)[number];
 /** Temporal-style durations ("15 minutes", "3 days", "90s"), as the workflow parses them. */
 export const DURATION_PATTERN = /^\s*(\d+(?:\.\d+)?)\s*(ms|milliseconds?|s|seconds?|m|minutes?|h|hours?|d|days?)\s*$/i;
 
+/** A duration in ms (deterministic: workflow code uses it), or undefined when it is not one. */
+export function durationMs(duration: string): number | undefined {
+  const m = DURATION_PATTERN.exec(duration);
+  if (!m) return undefined;
+  const unit = m[2]!.toLowerCase();
+  const factor =
+    unit.startsWith('ms') || unit.startsWith('milli') ? 1 : { s: 1e3, m: 6e4, h: 36e5, d: 864e5 }[unit[0]!]!;
+  return Number(m[1]) * factor;
+}
+
 /**
  * Defaults of the workflow's settings. Validation lives in ./schemas.ts (zod) and runs where input
  * enters: the API, the worker's config. Workflow code imports no zod: the SDK instantiates a workflow

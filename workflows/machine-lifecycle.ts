@@ -23,7 +23,7 @@ import {
   UserIdSearchAttribute,
 } from '../common/search-attributes';
 import {
-  DURATION_PATTERN,
+  durationMs,
   lifecycleSettings,
   machineVanishedSignal,
   machineWorkflowId,
@@ -44,22 +44,10 @@ import {
 const MAX_REMEMBERED_EVENT_IDS = 1000;
 const MAX_TIMELINE = 20;
 
-/** Parses Temporal-style durations ("15 minutes", "3 days", "90s") to ms, deterministically. */
 function ms(duration: string): number {
-  const m = DURATION_PATTERN.exec(duration);
-  if (!m) throw ApplicationFailure.nonRetryable(`bad duration "${duration}"`, 'InvalidSettings');
-  const unit = m[2]!.toLowerCase();
-  const factor =
-    unit.startsWith('ms') || unit.startsWith('milli')
-      ? 1
-      : unit.startsWith('s')
-        ? 1e3
-        : unit.startsWith('m')
-          ? 6e4
-          : unit.startsWith('h')
-            ? 36e5
-            : 864e5;
-  return Number(m[1]) * factor;
+  const value = durationMs(duration);
+  if (value === undefined) throw ApplicationFailure.nonRetryable(`bad duration "${duration}"`, 'InvalidSettings');
+  return value;
 }
 
 /** `maximumAttempts` undefined: retry until it succeeds (for what must never be left undone). */

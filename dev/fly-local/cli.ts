@@ -32,6 +32,8 @@ async function main(): Promise<void> {
     FLY_LOCAL_LISTEN_HOST: z.string().min(1).optional(),
     FLY_LOCAL_PRIVATE_IP: z.string().min(1).optional(),
     FLY_LOCAL_KILL_ON_EXIT: z.enum(['0', '1', 'true', 'false']).default('0'),
+    /** fsync every state journal line (survives an OS crash, not only a fly-local crash); slower. */
+    FLY_LOCAL_FSYNC: z.enum(['0', '1', 'true', 'false']).default('0'),
   });
   const url = new URL(env.FLY_API_URL);
   if (url.protocol !== 'http:' || !loopback.has(url.hostname)) {
@@ -59,6 +61,7 @@ async function main(): Promise<void> {
     rateLimit: env.FLY_LOCAL_RATE_LIMIT === '1' || env.FLY_LOCAL_RATE_LIMIT === 'true',
     // Machines outlive fly-local (as Fly's outlive a control-plane restart); the next start re-adopts them.
     killMachinesOnClose: killOnExit,
+    fsync: env.FLY_LOCAL_FSYNC === '1' || env.FLY_LOCAL_FSYNC === 'true',
     logger: { level: process.env.LOG_LEVEL ?? 'info' },
   });
   console.log(`fly-local: Machines API at ${flyLocal.url} (state in ${flyLocal.dataDir})`);

@@ -1,13 +1,15 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import Fastify, { type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify';
 import type { components } from '../../activities/fly/fly-api';
 import { FLY_LOCAL_PORT_METADATA_KEY } from '../../activities/fly/client';
 import { FaultInjector, RateLimiter, faultsSchema, type FaultOp, type Faults } from './faults';
+import { StateJournal } from './journal';
 import {
   REPO_ROOT,
   defaultImageRegistry,
+  findMachineProcesses,
   freePort,
   isAlive,
   signalGroup,
@@ -27,7 +29,7 @@ export interface FlyLocalOptions {
   host?: string;
   /** The one accepted API token (`Authorization: Bearer <token>`). */
   token: string;
-  /** Where state.json and machine logs live. Default `<repo>/.data/fly-local`. */
+  /** Where the state (state.json + journal.ndjson) and machine logs live. Default `<repo>/.data/fly-local`. */
   dataDir?: string;
   /** Image name → local command; merged over the default (the runtime image → `npx tsx machine-runtime/main.ts`). */
   imageRegistry?: ImageRegistry;
@@ -42,6 +44,8 @@ export interface FlyLocalOptions {
   stopTimeoutMs?: number;
   /** Restarts under policy `on-failure` (without max_retries) or `always` before the machine is left failed. */
   maxRestarts?: number;
+  /** fsync every state journal line (default false: a crash of fly-local loses nothing either way). */
+  fsync?: boolean;
   logger?: FastifyServerOptions['logger'];
 }
 
@@ -122,11 +126,6 @@ interface MachineRecord {
   lease?: LeaseRecord;
 }
 
-interface PersistedState {
-  version: 1;
-  machines: MachineRecord[];
-}
-
 class HttpError extends Error {
   constructor(
     readonly status: number,
@@ -186,7 +185,7 @@ export async function createFlyLocal(options: FlyLocalOptions): Promise<FlyLocal
   const dataDir = path.resolve(options.dataDir ?? path.join(REPO_ROOT, '.data', 'fly-local'));
   const logDir = path.join(dataDir, 'machines');
   mkdirSync(logDir, { recursive: true });
-  const statePath = path.join(dataDir, 'state.json');
+  const journal = new StateJournal<MachineRecord>(dataDir, { fsync: options.fsync });
   const images: ImageRegistry = { ...defaultImageRegistry(), ...options.imageRegistry };
   const faults = new FaultInjector(options.faults);
   const limiter = options.rateLimit ? new RateLimiter() : undefined;
@@ -211,25 +210,24 @@ export async function createFlyLocal(options: FlyLocalOptions): Promise<FlyLocal
   const log = app.log;
 
   // ---- persistence ----------------------------------------------------------------------------------
-  function persist(): void {
+  /** Appends the machine's new version to the journal (one line; see journal.ts). */
+  function persist(m: MachineRecord): void {
     if (frozen) return;
-    const state: PersistedState = { version: 1, machines: [...machines.values()] };
-    const tmp = `${statePath}.${process.pid}.tmp`;
-    writeFileSync(tmp, JSON.stringify(state)); // compact: it is rewritten on every state change
-    renameSync(tmp, statePath); // atomic: a kill mid-write never leaves half a file
+    journal.put(m, () => machines.values(), machines.size);
+  }
+
+  /** The whole state as a new snapshot; the journal starts empty. */
+  function persistAll(): void {
+    if (frozen) return;
+    journal.compact(machines.values());
   }
 
   function load(): void {
-    let raw: string;
-    try {
-      raw = readFileSync(statePath, 'utf8');
-    } catch {
-      return; // first start
-    }
-    const state = JSON.parse(raw) as PersistedState;
-    // Destroyed machines stay listable (include_deleted) for a day, then are forgotten, so the file stays small.
+    const { records, skipped } = journal.load();
+    if (skipped) log.warn({ skipped }, 'skipped unreadable state journal lines (a write cut short by a crash)');
+    // Destroyed machines stay listable (include_deleted) for a day, then are forgotten, so the state stays small.
     const forgetBefore = new Date(Date.now() - 24 * 3600_000).toISOString();
-    for (const m of state.machines) {
+    for (const m of records) {
       if (m.state !== 'destroyed' || m.updated_at > forgetBefore) machines.set(m.id, m);
     }
   }
@@ -246,7 +244,7 @@ export async function createFlyLocal(options: FlyLocalOptions): Promise<FlyLocal
     if (m.state !== state) log.info({ machine: m.id, from: m.state, to: state }, 'machine state');
     m.state = state;
     m.updated_at = new Date().toISOString();
-    persist();
+    persist(m);
     for (const notify of listeners.get(m.id) ?? []) notify();
   }
 
@@ -361,7 +359,7 @@ export async function createFlyLocal(options: FlyLocalOptions): Promise<FlyLocal
     if (m.gen !== gen) return;
     m.pid = undefined;
     if (closed || m.desired !== 'started') {
-      persist();
+      persist(m);
       return; // a requested stop/destroy/update finishes in its own action
     }
     addEvent(m, 'exit', code === 0 ? 'stopped' : 'failed');
@@ -413,6 +411,15 @@ export async function createFlyLocal(options: FlyLocalOptions): Promise<FlyLocal
   }
 
   function recover(): void {
+    // A process spawned just before a crash has no recorded pid yet: find it by its FLY_MACHINE_ID.
+    const unknown = [...machines.values()].filter(
+      (m) => m.state !== 'destroyed' && !(m.pid !== undefined && isAlive(m.pid)),
+    );
+    const found = unknown.length ? findMachineProcesses(new Set(unknown.map((m) => m.id))) : new Map<string, number>();
+    for (const m of unknown) {
+      const pid = found.get(m.id);
+      if (pid !== undefined) m.pid = pid;
+    }
     for (const m of machines.values()) {
       if (m.state === 'destroyed') continue;
       m.gen += 1;
@@ -435,7 +442,7 @@ export async function createFlyLocal(options: FlyLocalOptions): Promise<FlyLocal
       else if (m.desired === 'started' && m.config.restart?.policy !== 'no') enqueue(m, () => launch(m, 'restart'));
       else if (m.state !== 'created' && m.state !== 'failed') m.state = 'stopped';
     }
-    persist();
+    persistAll(); // replayed state becomes the snapshot; a torn journal line is gone from here on
   }
 
   // ---- request plumbing -----------------------------------------------------------------------------
@@ -579,7 +586,7 @@ export async function createFlyLocal(options: FlyLocalOptions): Promise<FlyLocal
         };
       }
       machines.set(m.id, m);
-      persist();
+      persist(m);
       const response = { ...view(m), ...(m.lease ? { nonce: m.lease.nonce } : {}) };
       enqueue(m, () => launch(m, 'create'));
       return { status: 200, body: response };
@@ -811,7 +818,7 @@ export async function createFlyLocal(options: FlyLocalOptions): Promise<FlyLocal
         description: typeof b.description === 'string' ? b.description : (active?.description ?? ''),
         version: m.instance_id,
       };
-      persist();
+      persist(m);
       return { status: 201, body: { status: 'success', data: leaseBody(m.lease) } };
     }),
   );
@@ -835,7 +842,7 @@ export async function createFlyLocal(options: FlyLocalOptions): Promise<FlyLocal
       if (!lease) throw new HttpError(404, 'lease not found');
       if (lease.nonce !== nonce) throw new HttpError(409, `lease currently held by ${lease.owner}`);
       m.lease = undefined;
-      persist();
+      persist(m);
       return { status: 200, body: { status: 'success', data: { ok: true } } };
     }),
   );
@@ -865,7 +872,7 @@ export async function createFlyLocal(options: FlyLocalOptions): Promise<FlyLocal
       else metadata[k] = String(v);
     }
     m.config = { ...m.config, metadata };
-    persist();
+    persist(m);
     return { status: 204 };
   });
   app.put(`${base}/:machine_id/metadata`, updateMetadata);
@@ -890,7 +897,7 @@ export async function createFlyLocal(options: FlyLocalOptions): Promise<FlyLocal
       if (req.params.key === FLY_LOCAL_PORT_METADATA_KEY)
         throw new HttpError(400, 'invalid_argument: key is reserved by fly-local');
       m.config = { ...m.config, metadata: { ...m.config.metadata, [req.params.key]: value } };
-      persist();
+      persist(m);
       return { status: 204 };
     }),
   );
@@ -903,7 +910,7 @@ export async function createFlyLocal(options: FlyLocalOptions): Promise<FlyLocal
       const metadata = { ...m.config.metadata };
       delete metadata[req.params.key];
       m.config = { ...m.config, metadata };
-      persist();
+      persist(m);
       return { status: 204 };
     }),
   );
@@ -944,7 +951,7 @@ export async function createFlyLocal(options: FlyLocalOptions): Promise<FlyLocal
     await killAll();
     machines.clear();
     faults.set({});
-    persist();
+    if (!frozen) journal.reset();
     return reply.code(204).send();
   });
 
@@ -982,7 +989,8 @@ export async function createFlyLocal(options: FlyLocalOptions): Promise<FlyLocal
       for (const timer of pollers.values()) clearInterval(timer);
       if (killMachines) await killAll();
       await Promise.allSettled(queues.values());
-      persist();
+      persistAll();
+      journal.close();
       frozen = true;
       await app.close();
     },

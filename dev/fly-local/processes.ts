@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, openSync, readFileSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, readdirSync } from 'node:fs';
 import { createServer } from 'node:net';
 import path from 'node:path';
 import { z } from 'zod';
@@ -79,6 +79,34 @@ export function isAlive(pid: number): boolean {
   } catch {
     return true; // no procfs (macOS): kill 0 is all we have
   }
+}
+
+/**
+ * Machine processes by machine id, found by their environment (`FLY_MACHINE_ID`, which fly-local sets): the
+ * process-group leaders among `ids`. A machine spawned in the instant before fly-local was killed, its pid not yet
+ * recorded, is found (and re-adopted) this way instead of running on forgotten. Linux only (procfs); elsewhere empty.
+ */
+export function findMachineProcesses(ids: ReadonlySet<string>): Map<string, number> {
+  const found = new Map<string, number>();
+  let entries: string[];
+  try {
+    entries = readdirSync('/proc');
+  } catch {
+    return found;
+  }
+  for (const entry of entries) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (fields[0] === 'Z' || fields[2] !== entry) continue; // a zombie, or not its group's leader
+      const id = /(?:^|\0)FLY_MACHINE_ID=([^\0]*)/.exec(readFileSync(`/proc/${entry}/environ`, 'utf8'))?.[1];
+      if (id !== undefined && ids.has(id)) found.set(id, Number(entry));
+    } catch {
+      // gone meanwhile, or not ours to read
+    }
+  }
+  return found;
 }
 
 /** Signals the machine's process group; false when nothing was there to signal. */
