@@ -106,7 +106,7 @@ async function main() {
       notes: [
         `Target ≤ 2,000 events per run with the DEFAULT settings: ${max <= 2000 ? 'met' : 'MISSED'} (${max}).`,
         'Time-skipping test server, stub activities (events do not depend on what an activity does).',
-        'A run ends at continueAsNewEvery renewals or when the server suggests continue-as-new (about 4,096 events), whichever comes first: with the default 200 the suggestion always wins, so runs are ~4,100 events.',
+        'A run ends at continueAsNewEvery renewals or when the server suggests continue-as-new (about 4,096 events), whichever comes first; with the default (50) the count always comes first.',
         `Runs stay under 2,000 only with continueAsNewEvery ≤ 2,000 / events-per-renewal (≈ ${Math.floor(2000 / Number(rows[1]?.['events / renewal'] ?? 30))} here).`,
       ],
     });
