@@ -145,14 +145,21 @@ export async function machineLifecycle(input: MachineLifecycleInput): Promise<Ma
     recent: s.recent,
   });
 
+  /** What the search attributes say now: an upsert is a history event and a visibility write, so only on change. */
+  let published = '';
   const publish = () => {
-    upsertSearchAttributes([
+    const attributes = [
       { key: UserIdSearchAttribute, value: userId },
       { key: MachineStateSearchAttribute, value: s.state },
       { key: RegionSearchAttribute, value: region },
       ...(s.tier ? [{ key: TierSearchAttribute, value: s.tier }] : []),
       ...(s.machineId ? [{ key: FlyMachineIdSearchAttribute, value: s.machineId }] : []),
-    ]);
+    ];
+    const current = JSON.stringify(attributes.map((a) => [a.key.name, a.value]));
+    if (current !== published) {
+      upsertSearchAttributes(attributes);
+      published = current;
+    }
     const grace = s.billing.graceEndsAt ? ` · payment overdue, grace until ${s.billing.graceEndsAt}` : '';
     setCurrentDetails(
       `${s.state}${s.reason ? ` (${s.reason})` : ''} · machine ${s.machineId ?? 'none'} in ${region}` +
@@ -208,8 +215,9 @@ export async function machineLifecycle(input: MachineLifecycleInput): Promise<Ma
     if (s.tierEventAt && e.occurredAt < s.tierEventAt) return;
     s.tierEventAt = e.occurredAt;
     s.tier = e.tier;
-    publish();
+    // A downgrade publishes the tier with the `stopping` transition that follows at once.
     if (e.tier !== 'elite') requestStop({ reason: 'downgraded', requestedBy: 'billing' });
+    else publish();
   });
   setHandler(paymentFailedSignal, (e) => {
     if (!firstTime(e.eventId) || (s.billing.lastEventAt && e.occurredAt < s.billing.lastEventAt)) return;
