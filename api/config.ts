@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { contractEnv, parseEnv } from '../common/config';
+import { contractEnv, flyApiEnv, parseEnv, temporalEnv } from '../common/config';
 import { durationSchema as duration, regionSchema, type LifecycleSettings } from '../workflows/schemas';
 
 const positiveInt = z.coerce.number().int().positive();
@@ -13,15 +13,8 @@ export const apiEnvShape = {
   PORT: contractEnv.PORT,
   /** `::` listens on every interface (IPv4 too on Linux); `127.0.0.1` for a laptop-only API. */
   API_HOST: z.string().min(1).default('::'),
-  TEMPORAL_ADDRESS: contractEnv.TEMPORAL_ADDRESS,
-  TEMPORAL_NAMESPACE: contractEnv.TEMPORAL_NAMESPACE,
-  TEMPORAL_TASK_QUEUE: contractEnv.TEMPORAL_TASK_QUEUE,
-  TEMPORAL_API_KEY: contractEnv.TEMPORAL_API_KEY,
-  TEMPORAL_TLS_CERT_PATH: contractEnv.TEMPORAL_TLS_CERT_PATH,
-  TEMPORAL_TLS_KEY_PATH: contractEnv.TEMPORAL_TLS_KEY_PATH,
-  FLY_API_URL: contractEnv.FLY_API_URL,
-  FLY_API_TOKEN: contractEnv.FLY_API_TOKEN,
-  FLY_APP: contractEnv.FLY_APP,
+  ...temporalEnv,
+  ...flyApiEnv,
   DATABASE_URL: contractEnv.DATABASE_URL,
   SUPABASE_URL: contractEnv.SUPABASE_URL,
   SUPABASE_SERVICE_KEY: contractEnv.SUPABASE_SERVICE_KEY,

@@ -9,7 +9,7 @@ import { connectToTestServer, uniqueId } from '../test/temporal';
 import { workflowsPath } from '../worker/create-worker';
 import { machineVanishedSignal, machineWorkflowId, type CarriedState } from '../workflows/contract';
 import type { machineLifecycle } from '../workflows/machine-lifecycle';
-import { ensureInfra, quietBundler } from './lib/infra';
+import { quietBundler, runBenchmark } from './lib/infra';
 import { envList, mb, report, round, sleep, type Row } from './lib/report';
 
 interface Stats {
@@ -180,36 +180,23 @@ export async function runFleet(opts: {
   return rows;
 }
 
-async function main() {
-  const startLoad = os.loadavg();
-  const infra = await ensureInfra({ postgres: false });
-  try {
-    const sizes = envList('BENCH_SIZES', [1000, 10000]);
-    const caches = process.env.BENCH_CACHE
-      ? process.env.BENCH_CACHE.split(',').map((c) => (c.trim() === 'all' ? 'all' : Number(c)))
-      : ([1000, 3000] as (number | 'all')[]);
-    const rows = await runFleet({ sizes, caches, log: (m) => console.log(m) });
-    const at10k = rows.filter((r) => r.workflows === 10000);
-    const worst = at10k.length ? Math.max(...at10k.map((r) => Number(r['worker RSS at rest (MB)']))) : NaN;
-    report('fleet', {
-      title: 'fleet: live machine workflows at rest on one worker',
-      startLoad,
-      tables: [{ rows }],
-      notes: [
-        `Target ≤ 1.5 GB worker RSS at 10k: ${Number.isNaN(worst) ? 'not measured at 10k in this run' : worst <= 1536 ? `met (worst ${worst} MB)` : `MISSED (worst ${worst} MB)`}.`,
-        'Workflows start with `carried` state (as after a continue-as-new: running machine, no provisioning); stub activities, no Fly, no database. Temporal dev server (in-memory SQLite unless BENCH_TEMPORAL_DB=file).',
-        'Per setting, a fresh worker process takes over the fleet (nothing cached, as after a deploy or a crash); the sweep = a machineVanished signal to every workflow (100 in flight), each replays (if not cached) and renews at once: a worst case, all renewals together rather than spread over the interval. RSS at rest is measured 3 s after the sweep.',
-        'RSS is the worker process: the Rust core, the main thread and the workflow thread (whose V8 heap holds the cached workflows; "main-thread heap" does not include it).',
-      ],
-    });
-  } finally {
-    await infra.close();
-  }
-}
-
-if (require.main === module) {
-  main().catch((err) => {
-    console.error(err);
-    process.exit(1);
+runBenchmark(module, { postgres: false }, async (startLoad) => {
+  const sizes = envList('BENCH_SIZES', [1000, 10000]);
+  const caches = process.env.BENCH_CACHE
+    ? process.env.BENCH_CACHE.split(',').map((c) => (c.trim() === 'all' ? 'all' : Number(c)))
+    : ([1000, 3000] as (number | 'all')[]);
+  const rows = await runFleet({ sizes, caches, log: (m) => console.log(m) });
+  const at10k = rows.filter((r) => r.workflows === 10000);
+  const worst = at10k.length ? Math.max(...at10k.map((r) => Number(r['worker RSS at rest (MB)']))) : NaN;
+  report('fleet', {
+    title: 'fleet: live machine workflows at rest on one worker',
+    startLoad,
+    tables: [{ rows }],
+    notes: [
+      `Target ≤ 1.5 GB worker RSS at 10k: ${Number.isNaN(worst) ? 'not measured at 10k in this run' : worst <= 1536 ? `met (worst ${worst} MB)` : `MISSED (worst ${worst} MB)`}.`,
+      'Workflows start with `carried` state (as after a continue-as-new: running machine, no provisioning); stub activities, no Fly, no database. Temporal dev server (in-memory SQLite unless BENCH_TEMPORAL_DB=file).',
+      'Per setting, a fresh worker process takes over the fleet (nothing cached, as after a deploy or a crash); the sweep = a machineVanished signal to every workflow (100 in flight), each replays (if not cached) and renews at once: a worst case, all renewals together rather than spread over the interval. RSS at rest is measured 3 s after the sweep.',
+      'RSS is the worker process: the Rust core, the main thread and the workflow thread (whose V8 heap holds the cached workflows; "main-thread heap" does not include it).',
+    ],
   });
-}
+});

@@ -1,4 +1,3 @@
-import os from 'node:os';
 import type { temporal } from '@temporalio/proto';
 import { bundleWorkflowCode } from '@temporalio/worker';
 import { createTimeSkippingEnv, uniqueId } from '../test/temporal';
@@ -6,7 +5,7 @@ import { createMachineWorker, workflowsPath } from '../worker/create-worker';
 import { machineWorkflowId, statusQuery } from '../workflows/contract';
 import { lifecycleSettingsSchema, type LifecycleSettings } from '../workflows/schemas';
 import { machineLifecycle } from '../workflows/machine-lifecycle';
-import { ensureInfra, quietBundler } from './lib/infra';
+import { quietBundler, runBenchmark } from './lib/infra';
 import { envInt, median, report, type Row } from './lib/report';
 import { stubActivities } from './lib/stub-activities';
 
@@ -83,41 +82,28 @@ export async function runHistory(opts: {
   return rows;
 }
 
-async function main() {
-  const startLoad = os.loadavg();
-  const infra = await ensureInfra({ postgres: false, temporal: false });
-  try {
-    const days = envInt('BENCH_DAYS', 365);
-    const rows = await runHistory({
-      days,
-      renewalInterval: process.env.BENCH_RENEWAL_INTERVAL ?? '1 day',
-      variants: [
-        { label: 'DEFAULT settings', settings: {} },
-        // Side by side: what the target needs (see README: events per renewal × N must stay under 2,000).
-        { label: 'continueAsNewEvery 60', settings: { continueAsNewEvery: 60 } },
-      ],
-    });
-    const defaults = rows[0]!;
-    const max = Number(defaults['max events / run']);
-    report('history', {
-      title: 'history: events per run after a simulated year of renewals',
-      startLoad,
-      tables: [{ rows }],
-      notes: [
-        `Target ≤ 2,000 events per run with the DEFAULT settings: ${max <= 2000 ? 'met' : 'MISSED'} (${max}).`,
-        'Time-skipping test server, stub activities (events do not depend on what an activity does).',
-        'A run ends at continueAsNewEvery renewals or when the server suggests continue-as-new (about 4,096 events), whichever comes first; with the default (50) the count always comes first.',
-        `Runs stay under 2,000 only with continueAsNewEvery ≤ 2,000 / events-per-renewal (≈ ${Math.floor(2000 / Number(rows[1]?.['events / renewal'] ?? 30))} here).`,
-      ],
-    });
-  } finally {
-    await infra.close();
-  }
-}
-
-if (require.main === module) {
-  main().catch((err) => {
-    console.error(err);
-    process.exit(1);
+runBenchmark(module, { postgres: false, temporal: false }, async (startLoad) => {
+  const days = envInt('BENCH_DAYS', 365);
+  const rows = await runHistory({
+    days,
+    renewalInterval: process.env.BENCH_RENEWAL_INTERVAL ?? '1 day',
+    variants: [
+      { label: 'DEFAULT settings', settings: {} },
+      // Side by side: what the target needs (see README: events per renewal × N must stay under 2,000).
+      { label: 'continueAsNewEvery 60', settings: { continueAsNewEvery: 60 } },
+    ],
   });
-}
+  const defaults = rows[0]!;
+  const max = Number(defaults['max events / run']);
+  report('history', {
+    title: 'history: events per run after a simulated year of renewals',
+    startLoad,
+    tables: [{ rows }],
+    notes: [
+      `Target ≤ 2,000 events per run with the DEFAULT settings: ${max <= 2000 ? 'met' : 'MISSED'} (${max}).`,
+      'Time-skipping test server, stub activities (events do not depend on what an activity does).',
+      'A run ends at continueAsNewEvery renewals or when the server suggests continue-as-new (about 4,096 events), whichever comes first; with the default (50) the count always comes first.',
+      `Runs stay under 2,000 only with continueAsNewEvery ≤ 2,000 / events-per-renewal (≈ ${Math.floor(2000 / Number(rows[1]?.['events / renewal'] ?? 30))} here).`,
+    ],
+  });
+});

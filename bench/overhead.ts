@@ -1,9 +1,8 @@
 import { randomUUID } from 'node:crypto';
-import os from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { createApiStack, type ApiStack } from '../api/test-support/api-stack';
 import { machineWorkflowId } from '../workflows/contract';
-import { ensureInfra } from './lib/infra';
+import { runBenchmark } from './lib/infra';
 import { envInt, median, percentile, report, round, sleep, type Row } from './lib/report';
 
 /** Polls the machine row; 5 ms is well under the figures measured and costs Postgres nothing. */
@@ -142,30 +141,17 @@ export async function runOverhead(opts: { n: number; warmup?: number }) {
   }
 }
 
-async function main() {
-  const startLoad = os.loadavg();
-  const infra = await ensureInfra();
-  try {
-    const r = await runOverhead({ n: envInt('BENCH_N', 20) });
-    const ok = r.ratio <= 1.1 && r.addedMs <= 150;
-    report('overhead', {
-      title: 'overhead: Temporal orchestration vs the same Fly + health calls made directly',
-      startLoad,
-      tables: [{ rows: r.summary }, { caption: 'Where the direct arm spends its time (medians)', rows: r.steps }],
-      notes: [
-        `Target ≤ 1.1× and ≤ 150 ms added at the median: ${ok ? 'met' : 'MISSED'} (${round(r.ratio, 3)}×, +${round(r.addedMs)} ms).`,
-        'In-process stack as in api/test-support/api-stack.ts: Temporal dev server (in-memory SQLite unless BENCH_TEMPORAL_DB=file), real Postgres, fly-local with test/fixtures/fake-runtime.mjs machines, worker and API; each provision a new user; arms interleaved ABBA.',
-        'The Temporal arm ends when the cloud_machines row says running (polled every 5 ms); the direct arm when its last recordTransition returns.',
-      ],
-    });
-  } finally {
-    await infra.close();
-  }
-}
-
-if (require.main === module) {
-  main().catch((err) => {
-    console.error(err);
-    process.exit(1);
+runBenchmark(module, {}, async (startLoad) => {
+  const r = await runOverhead({ n: envInt('BENCH_N', 20) });
+  const ok = r.ratio <= 1.1 && r.addedMs <= 150;
+  report('overhead', {
+    title: 'overhead: Temporal orchestration vs the same Fly + health calls made directly',
+    startLoad,
+    tables: [{ rows: r.summary }, { caption: 'Where the direct arm spends its time (medians)', rows: r.steps }],
+    notes: [
+      `Target ≤ 1.1× and ≤ 150 ms added at the median: ${ok ? 'met' : 'MISSED'} (${round(r.ratio, 3)}×, +${round(r.addedMs)} ms).`,
+      'In-process stack as in api/test-support/api-stack.ts: Temporal dev server (in-memory SQLite unless BENCH_TEMPORAL_DB=file), real Postgres, fly-local with test/fixtures/fake-runtime.mjs machines, worker and API; each provision a new user; arms interleaved ABBA.',
+      'The Temporal arm ends when the cloud_machines row says running (polled every 5 ms); the direct arm when its last recordTransition returns.',
+    ],
   });
-}
+});

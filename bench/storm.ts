@@ -21,7 +21,7 @@ import { connectToTestServer, uniqueId } from '../test/temporal';
 import { workerEnvShape } from '../worker/config';
 import { createMachineWorker, workflowsPath } from '../worker/create-worker';
 import { machineWorkflowId } from '../workflows/contract';
-import { ensureInfra, quietBundler } from './lib/infra';
+import { quietBundler, runBenchmark } from './lib/infra';
 import { envList, median, report, round, sleep, type Row } from './lib/report';
 
 const WEBHOOK_SECRET = 'whsec-bench-secret-0123456789';
@@ -357,38 +357,25 @@ async function profile(client: Client, users: string[]): Promise<Row> {
   };
 }
 
-async function main() {
-  const startLoad = os.loadavg();
-  const infra = await ensureInfra();
-  try {
-    const sizes = process.env.BENCH_N ? [Number(process.env.BENCH_N)] : envList('BENCH_SIZES', [100, 300, 1000]);
-    const rows = await runStorm({ sizes, log: (m) => console.log(m) });
-    const knobs = Object.entries(workerKnobs())
-      .map(([k, v]) => `${k} ${String(v)}`)
-      .join(', ');
-    const last = rows[rows.length - 1]!;
-    const n = Number(last.N);
-    const t = Number(last['all rows stopped (s)']);
-    const at1000 = n === 1000 ? t : (t * 1000) / n;
-    report('storm', {
-      title: 'storm: N downgrade webhooks → every machine stopped',
-      startLoad,
-      tables: [{ rows }],
-      notes: [
-        `Target ≤ 10 s for 1,000: ${at1000 <= 10 ? 'met' : 'MISSED'} (${n === 1000 ? 'measured' : 'linear extrapolation from N=' + n}: ${round(at1000, 1)} s).`,
-        `Real API (signature check, signal, webhook_events row) and worker (${knobs ? `set: ${knobs}` : 'default settings'}; the defaults are maxConcurrentActivityTaskExecutions 200 and stickyQueueScheduleToStartTimeout 10 seconds; store pool 10) in this process; Temporal dev server (in-memory SQLite unless BENCH_TEMPORAL_DB=file), Postgres and fly-local (CLI, journal persistence) in their own processes. Machines are \`sleep\` processes; their health/credential activities answer ok without HTTP.`,
-        'Clock starts at the first webhook and stops when the last cloud_machines row says stopped (polled every 50 ms). Webhooks are sent 50 at a time.',
-        'CPU s: user + system CPU used during the timed window (from /proc) by the dev server, by this process (API, worker and the benchmark client; the log line splits it by thread) and by fly-local; Postgres is not a child of this process and is not counted. History columns come from a sample of 15 workflows.',
-      ],
-    });
-  } finally {
-    await infra.close();
-  }
-}
-
-if (require.main === module) {
-  main().catch((err) => {
-    console.error(err);
-    process.exit(1);
+runBenchmark(module, {}, async (startLoad) => {
+  const sizes = process.env.BENCH_N ? [Number(process.env.BENCH_N)] : envList('BENCH_SIZES', [100, 300, 1000]);
+  const rows = await runStorm({ sizes, log: (m) => console.log(m) });
+  const knobs = Object.entries(workerKnobs())
+    .map(([k, v]) => `${k} ${String(v)}`)
+    .join(', ');
+  const last = rows[rows.length - 1]!;
+  const n = Number(last.N);
+  const t = Number(last['all rows stopped (s)']);
+  const at1000 = n === 1000 ? t : (t * 1000) / n;
+  report('storm', {
+    title: 'storm: N downgrade webhooks → every machine stopped',
+    startLoad,
+    tables: [{ rows }],
+    notes: [
+      `Target ≤ 10 s for 1,000: ${at1000 <= 10 ? 'met' : 'MISSED'} (${n === 1000 ? 'measured' : 'linear extrapolation from N=' + n}: ${round(at1000, 1)} s).`,
+      `Real API (signature check, signal, webhook_events row) and worker (${knobs ? `set: ${knobs}` : 'default settings'}; the defaults are maxConcurrentActivityTaskExecutions 200 and stickyQueueScheduleToStartTimeout 10 seconds; store pool 10) in this process; Temporal dev server (in-memory SQLite unless BENCH_TEMPORAL_DB=file), Postgres and fly-local (CLI, journal persistence) in their own processes. Machines are \`sleep\` processes; their health/credential activities answer ok without HTTP.`,
+      'Clock starts at the first webhook and stops when the last cloud_machines row says stopped (polled every 50 ms). Webhooks are sent 50 at a time.',
+      'CPU s: user + system CPU used during the timed window (from /proc) by the dev server, by this process (API, worker and the benchmark client; the log line splits it by thread) and by fly-local; Postgres is not a child of this process and is not counted. History columns come from a sample of 15 workflows.',
+    ],
   });
-}
+});

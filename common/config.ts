@@ -74,3 +74,15 @@ export function parseEnv<S extends z.ZodRawShape>(
 export function pickEnv<K extends keyof typeof contractEnv>(...keys: K[]): Pick<typeof contractEnv, K> {
   return Object.fromEntries(keys.map((k) => [k, contractEnv[k]])) as Pick<typeof contractEnv, K>;
 }
+
+/** How a process reaches Temporal (address, namespace, task queue, Cloud credentials): the API and the worker alike. */
+export const temporalEnv = pickEnv(
+  'TEMPORAL_ADDRESS',
+  'TEMPORAL_NAMESPACE',
+  'TEMPORAL_TASK_QUEUE',
+  'TEMPORAL_API_KEY',
+  'TEMPORAL_TLS_CERT_PATH',
+  'TEMPORAL_TLS_KEY_PATH',
+);
+/** How a process reaches the Fly Machines API. */
+export const flyApiEnv = pickEnv('FLY_API_URL', 'FLY_API_TOKEN', 'FLY_APP');

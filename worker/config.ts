@@ -1,18 +1,11 @@
 import { z } from 'zod';
-import { contractEnv, parseEnv } from '../common/config';
+import { contractEnv, flyApiEnv, parseEnv, temporalEnv } from '../common/config';
 import { durationSchema } from '../workflows/schemas';
 
 /** The worker's environment: the contract's variables plus a few worker knobs, validated at start-up. */
 export const workerEnvShape = {
-  TEMPORAL_ADDRESS: contractEnv.TEMPORAL_ADDRESS,
-  TEMPORAL_NAMESPACE: contractEnv.TEMPORAL_NAMESPACE,
-  TEMPORAL_TASK_QUEUE: contractEnv.TEMPORAL_TASK_QUEUE,
-  TEMPORAL_API_KEY: contractEnv.TEMPORAL_API_KEY,
-  TEMPORAL_TLS_CERT_PATH: contractEnv.TEMPORAL_TLS_CERT_PATH,
-  TEMPORAL_TLS_KEY_PATH: contractEnv.TEMPORAL_TLS_KEY_PATH,
-  FLY_API_URL: contractEnv.FLY_API_URL,
-  FLY_API_TOKEN: contractEnv.FLY_API_TOKEN,
-  FLY_APP: contractEnv.FLY_APP,
+  ...temporalEnv,
+  ...flyApiEnv,
   FLY_MACHINE_IMAGE: contractEnv.FLY_MACHINE_IMAGE,
   DATABASE_URL: contractEnv.DATABASE_URL,
   SUPABASE_URL: contractEnv.SUPABASE_URL,

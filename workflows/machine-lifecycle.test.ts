@@ -27,6 +27,7 @@ import {
   type MachineStatus,
 } from './contract';
 import { saveHistoryIfRecording } from '../test/histories';
+import { MachineStateSearchAttribute, TierSearchAttribute, UserIdSearchAttribute } from '../common/search-attributes';
 
 jest.setTimeout(120_000);
 
@@ -192,6 +193,41 @@ describe('machineLifecycle on a real Temporal server, with machines as real proc
       Date.parse(first.lastHealthyAt!),
     );
     await handle.executeUpdate(stopUpdate, { args: [{ reason: 'done', requestedBy: 'test' }] });
+  });
+
+  test('search attributes say where each machine is, and a renewal that changes nothing writes none', async () => {
+    const userId = await stack.db.createUser('elite');
+    const handle = await start(userId, { ...fast, renewalInterval: '1 second' });
+    const first = await waitForState(handle, 'running');
+    // Two renewals at least, each recording `running` again with the same attributes.
+    await until('two renewals', async () => {
+      const now = await handle.query(statusQuery);
+      return Date.parse(now.lastRenewedAt!) - Date.parse(first.lastRenewedAt!) >= 2_000 ? now : undefined;
+    });
+    await handle.signal(tierChangedSignal, {
+      eventId: uniqueId('evt'),
+      tier: 'free',
+      occurredAt: new Date().toISOString(),
+    });
+    await handle.result();
+
+    const attributes = (await handle.describe()).typedSearchAttributes;
+    expect(attributes.get(UserIdSearchAttribute)).toBe(userId);
+    expect(attributes.get(MachineStateSearchAttribute)).toBe('stopped');
+    expect(attributes.get(TierSearchAttribute)).toBe('free');
+    // Each upsert is a history event and a visibility write: consecutive ones always carry a change.
+    const upserts = ((await handle.fetchHistory()).events ?? [])
+      .map((e) => e.upsertWorkflowSearchAttributesEventAttributes?.searchAttributes?.indexedFields)
+      .filter((fields) => fields != null)
+      .map((fields) =>
+        JSON.stringify(
+          Object.entries(fields!)
+            .map(([k, v]) => [k, Buffer.from(v.data ?? []).toString()])
+            .sort(),
+        ),
+      );
+    expect(upserts.length).toBeGreaterThanOrEqual(4); // provisioning, starting, running, stopping/stopped
+    upserts.slice(1).forEach((u, i) => expect(u).not.toEqual(upserts[i]));
   });
 
   test('a machine that stays sick is restarted a bounded number of times, then destroyed and recorded as error', async () => {

@@ -1,5 +1,5 @@
 import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import os, { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
@@ -68,4 +68,29 @@ export async function ensureInfra(opts: { postgres?: boolean; temporal?: boolean
       if (tmp) rmSync(tmp, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * A benchmark script's entry point: when `mod` is the script node was started with, starts what it needs
+ * (`ensureInfra`), runs `body` with the load average at start (for the report), closes everything, and
+ * exits non-zero on failure. Imported by a test instead, it does nothing.
+ */
+export function runBenchmark(
+  mod: NodeModule,
+  opts: Parameters<typeof ensureInfra>[0],
+  body: (startLoad: number[]) => Promise<void>,
+) {
+  if (require.main !== mod) return;
+  const startLoad = os.loadavg();
+  (async () => {
+    const infra = await ensureInfra(opts);
+    try {
+      await body(startLoad);
+    } finally {
+      await infra.close();
+    }
+  })().catch((err) => {
+    console.error(err);
+    process.exit(1);
+  });
 }
