@@ -15,7 +15,7 @@ import pino, { type Logger } from 'pino';
 import { z } from 'zod';
 import type { FlyClient } from '../activities/fly/client';
 import type { ServiceStore } from '../store/types';
-import { TASK_QUEUE } from '../workflows/contract';
+import { durationMs, lifecycleSettings, TASK_QUEUE } from '../workflows/contract';
 import { bearerToken, createTokenVerifier, type AuthenticatedUser } from './auth';
 import { lifecycleSettingsFrom, type ApiConfig } from './config';
 import { createMachineService, provisionRequestSchema } from './machines';
@@ -48,12 +48,9 @@ export async function createApp(deps: AppDeps): Promise<FastifyInstance> {
   const metrics = deps.metrics ?? createApiMetrics();
   const logger = deps.logger ?? pino({ level: 'silent' });
   const verifyToken = createTokenVerifier({ jwtSecret: config.SUPABASE_JWT_SECRET, supabaseUrl: config.SUPABASE_URL });
-  const machines = createMachineService({
-    temporal,
-    store,
-    taskQueue: deps.taskQueue ?? TASK_QUEUE,
-    settings: lifecycleSettingsFrom(config),
-  });
+  const settings = lifecycleSettingsFrom(config);
+  const machines = createMachineService({ temporal, store, taskQueue: deps.taskQueue ?? TASK_QUEUE, settings });
+  const gracePeriodMs = durationMs(lifecycleSettings(settings).paymentGracePeriod)!;
 
   const app = Fastify({
     loggerInstance: logger as FastifyBaseLogger,
@@ -154,9 +151,9 @@ export async function createApp(deps: AppDeps): Promise<FastifyInstance> {
     const user = userOf(req);
     const body = provisionRequestSchema.safeParse(req.body ?? {});
     if (!body.success) throw new HttpProblem(400, 'invalid request body', { errors: zodErrors(body.error) });
-    const tier = await store.getSubscriptionTier(user.id);
-    if (tier !== 'elite')
-      throw new HttpProblem(403, `a cloud machine needs the elite tier; your tier is ${tier ?? 'none'}`);
+    const entitled = await machines.entitlement(user.id);
+    // 403: not on the elite tier; 402: elite, but the payment is overdue and its grace period has ended.
+    if (!entitled.entitled) throw new HttpProblem(entitled.denied === 'payment_overdue' ? 402 : 403, entitled.detail);
     const started = await machines.provision(user.id, body.data);
     req.log.info({ userId: user.id, workflowId: started.workflowId, state: started.state }, 'provision requested');
     return reply
@@ -221,7 +218,10 @@ export async function createApp(deps: AppDeps): Promise<FastifyInstance> {
           metrics.webhooks.inc({ type: 'unknown', result: 'malformed' });
           throw err;
         }
-        const result = await applyBillingEvent({ temporal, store }, event);
+        const result = await applyBillingEvent(
+          { temporal, store, gracePeriodMs, resumeAfterRecovery: (userId) => machines.resumeAfterRecovery(userId) },
+          event,
+        );
         metrics.webhooks.inc({ type: event.type, result: result.status });
         req.log.info({ eventId: event.id, type: event.type, userId: event.userId, ...result }, 'billing event');
         return reply.code(200).send(result);

@@ -1,6 +1,7 @@
 import { WorkflowNotFoundError, type Client, type WorkflowExecutionDescription } from '@temporalio/client';
 import { z } from 'zod';
 import { MachineStateSearchAttribute, RegionSearchAttribute, UserIdSearchAttribute } from '../common/search-attributes';
+import { entitlement, type Entitlement } from '../common/entitlement';
 import type { ServiceStore } from '../store/types';
 import {
   cpuPriorities,
@@ -43,7 +44,11 @@ export const machineStatusResponseSchema = z.object({
   lastHealthyAt: z.string().nullable(),
   lastRenewedAt: z.string().nullable(),
   reason: z.string().nullable(),
-  tier: z.string().nullable(),
+  tier: z.string().nullable().describe('the effective tier: the newer of the profile and the last tier.changed'),
+  entitled: z.boolean().describe('whether the user may have a machine now (tier and billing)'),
+  entitlementDetail: z.string().describe('why (not): "elite, paid up", "payment overdue since …, grace ended …"'),
+  paymentState: z.enum(['ok', 'overdue']),
+  paymentOverdueSince: z.string().nullable().describe('occurredAt of the payment.failed that opened the grace period'),
   paymentGraceEndsAt: z.string().nullable().describe('set while a payment is overdue: when the machine stops'),
   recent: z.array(timelineEntrySchema).describe('the latest transitions, oldest first'),
   workflowId: z.string(),
@@ -82,6 +87,19 @@ export function createMachineService(deps: MachineServiceDeps) {
   const stateOf = (d: WorkflowExecutionDescription): MachineState | undefined =>
     d.typedSearchAttributes.get(MachineStateSearchAttribute) as MachineState | undefined;
 
+  /** Billing as stored (the user's, whether or not a workflow runs), as the status shows it. */
+  async function billingOf(userId: string) {
+    const e = entitlement(await store.getBillingFacts(userId), Date.now());
+    return {
+      tier: e.tier,
+      entitled: e.entitled,
+      entitlementDetail: e.detail,
+      paymentState: e.paymentState,
+      paymentOverdueSince: e.overdueSince,
+      paymentGraceEndsAt: e.graceEndsAt,
+    };
+  }
+
   async function statusFromTable(userId: string): Promise<MachineStatusResponse | null> {
     const row = await store.getMachine(userId);
     if (!row) return null;
@@ -100,8 +118,7 @@ export function createMachineService(deps: MachineServiceDeps) {
       lastHealthyAt: row.lastHealthyAt?.toISOString() ?? null,
       lastRenewedAt: null,
       reason: row.errorMessage ?? last?.reason ?? null,
-      tier: await store.getSubscriptionTier(userId),
-      paymentGraceEndsAt: null,
+      ...(await billingOf(userId)),
       recent,
       workflowId: row.workflowId ?? machineWorkflowId(userId),
       source: 'table',
@@ -109,6 +126,11 @@ export function createMachineService(deps: MachineServiceDeps) {
   }
 
   return {
+    /** Entitlement now (profile tier + billing state + now): what provisioning is allowed on. */
+    async entitlement(userId: string): Promise<Entitlement> {
+      return entitlement(await store.getBillingFacts(userId), Date.now());
+    },
+
     /**
      * Starts the user's workflow, or finds the one that runs (USE_EXISTING): N concurrent calls are one
      * workflow and one machine. A finished workflow's id is reused (ALLOW_DUPLICATE): a new machine.
@@ -151,7 +173,7 @@ export function createMachineService(deps: MachineServiceDeps) {
           const s: MachineStatus = await temporal.withDeadline(Date.now() + QUERY_DEADLINE_MS, () =>
             handle.query(statusQuery),
           );
-          return { ...s, workflowId: machineWorkflowId(userId), source: 'workflow' };
+          return { ...s, ...(await billingOf(userId)), workflowId: machineWorkflowId(userId), source: 'workflow' };
         } catch (err) {
           // No worker answering (deploy, outage): the table is a little stale but better than an error.
           if (err instanceof WorkflowNotFoundError) return statusFromTable(userId);
@@ -167,8 +189,7 @@ export function createMachineService(deps: MachineServiceDeps) {
             lastHealthyAt: null,
             lastRenewedAt: null,
             reason: 'waiting for a worker',
-            tier: null,
-            paymentGraceEndsAt: null,
+            ...(await billingOf(userId)),
             recent: [],
             workflowId: machineWorkflowId(userId),
             source: 'workflow',
@@ -192,6 +213,22 @@ export function createMachineService(deps: MachineServiceDeps) {
         throw err;
       }
       return { workflowId: machineWorkflowId(userId), state: stateOf(d) ?? 'stopping' };
+    },
+
+    /**
+     * After a payment recovered: starts again the machine billing stopped (its last transition says
+     * `payment_overdue`), in the region and CPU priority it had. A machine the user stopped, or one that
+     * runs, is left alone; a user who is still not entitled gets nothing. Idempotent: a second call finds
+     * the workflow running (USE_EXISTING) or the row no longer stopped for billing.
+     */
+    async resumeAfterRecovery(userId: string): Promise<boolean> {
+      const row = await store.getMachine(userId);
+      if (row?.status !== 'stopped') return false;
+      const [last] = await store.listMachineEvents(userId, { limit: 1 });
+      if (last?.reason !== 'payment_overdue') return false;
+      if (!entitlement(await store.getBillingFacts(userId), Date.now()).entitled) return false;
+      await this.provision(userId, { region: row.region, cpuPriority: row.cpuPriority });
+      return true;
     },
 
     /** The Fly machine id of the user's workflow, only when it reports `running`. */

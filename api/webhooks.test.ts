@@ -65,7 +65,11 @@ describe('API: billing webhooks (real Temporal, Postgres, fly-local machines)', 
     const failed = event(userId, 'payment.failed');
     const res = await send(failed);
     expect(res.status).toBe(200);
-    expect(res.json).toEqual({ status: 'delivered', delivered: true });
+    expect(res.json).toEqual({
+      status: 'applied',
+      detail: expect.stringMatching(/grace period ends/),
+      delivered: true,
+    });
     const expectedEnd = new Date(Date.parse(failed.occurredAt) + 3 * 24 * 3600_000).toISOString();
     const withGrace = await api.waitForStatus(token, (s) => s.paymentGraceEndsAt !== null);
     expect(withGrace).toMatchObject({ state: 'running', paymentGraceEndsAt: expectedEnd });
@@ -73,21 +77,25 @@ describe('API: billing webhooks (real Temporal, Postgres, fly-local machines)', 
     // The same event again (a billing retry): answered as a duplicate, applied once.
     const replay = await send(failed);
     expect(replay.status).toBe(200);
-    expect(replay.json).toEqual({ status: 'duplicate' });
+    expect(replay.json).toEqual({
+      status: 'duplicate',
+      detail: expect.stringMatching(/was received at .* \(applied: payment overdue/),
+      delivered: true,
+    });
     const after = await query(token);
     expect(after.paymentGraceEndsAt).toBe(expectedEnd);
     expect(after.state).toBe('running');
     expect(after.recent.filter((t) => t.reason?.startsWith('payment_failed'))).toHaveLength(1);
 
     const recovered = await send(event(userId, 'payment.recovered'));
-    expect(recovered.json).toEqual({ status: 'delivered', delivered: true });
+    expect(recovered.json).toMatchObject({ status: 'applied', detail: 'payment recovered; grace period closed' });
     await api.waitForStatus(token, (s) => s.paymentGraceEndsAt === null && s.state === 'running');
   });
 
   test('tier.changed to a non-elite tier stops the machine (reason downgraded)', async () => {
     const { userId, token } = await runningUser();
     const res = await send(event(userId, 'tier.changed', { tier: 'free' }));
-    expect(res.json).toEqual({ status: 'delivered', delivered: true });
+    expect(res.json).toEqual({ status: 'applied', detail: 'tier free', delivered: true });
     await api.server.client.workflow.getHandle(machineWorkflowId(userId)).result();
     const stopped = await api.waitForStatus(token, (s) => s.state === 'stopped');
     expect(stopped.reason).toBe('downgraded');
@@ -120,11 +128,11 @@ describe('API: billing webhooks (real Temporal, Postgres, fly-local machines)', 
     // Nothing applied, nothing recorded: the genuine event still arrives as new.
     const unchanged = await query(token);
     expect(unchanged).toMatchObject({ state: 'running', paymentGraceEndsAt: null, machineId: status.machineId });
-    expect((await send(failed)).json).toEqual({ status: 'delivered', delivered: true });
+    expect((await send(failed)).json).toMatchObject({ status: 'applied', delivered: true });
 
     const metrics = await api.call('GET', '/metrics');
     expect(metrics.text).toMatch(/api_webhooks_total\{type="unknown",result="bad_signature"\} \d+/);
-    expect(metrics.text).toMatch(/api_webhooks_total\{type="payment.failed",result="delivered"\} \d+/);
+    expect(metrics.text).toMatch(/api_webhooks_total\{type="payment.failed",result="applied"\} \d+/);
   });
 
   test('malformed, invalid and oversized bodies are rejected and recorded nowhere', async () => {
@@ -154,17 +162,23 @@ describe('API: billing webhooks (real Temporal, Postgres, fly-local machines)', 
     expect(rows[0].n).toBe(0);
   });
 
-  test('an event for a user with no running workflow is recorded, not delivered; tier.changed to elite provisions nothing', async () => {
+  test('an event for a user with no running workflow is kept in the account, not delivered; tier.changed to elite provisions nothing', async () => {
     const userId = await api.createUser('free');
     const upgrade = event(userId, 'tier.changed', { tier: 'elite' });
     const res = await send(upgrade);
     expect(res.status).toBe(200);
-    expect(res.json).toEqual({ status: 'recorded', delivered: false });
-    expect((await send(upgrade)).json).toEqual({ status: 'duplicate' });
-    const { rows } = await api.stack.db.pool.query('select type, payload from public.webhook_events where id = $1', [
-      upgrade.id,
-    ]);
-    expect(rows).toEqual([{ type: 'tier.changed', payload: upgrade }]);
+    expect(res.json).toEqual({ status: 'applied', detail: 'tier elite', delivered: false });
+    expect((await send(upgrade)).json).toMatchObject({ status: 'duplicate', delivered: false });
+    const { rows } = await api.stack.db.pool.query(
+      'select type, payload, outcome from public.webhook_events where id = $1',
+      [upgrade.id],
+    );
+    expect(rows).toEqual([{ type: 'tier.changed', payload: upgrade, outcome: 'applied' }]);
+    const { rows: account } = await api.stack.db.pool.query(
+      'select tier, tier_changed_at from public.billing_accounts where user_id = $1',
+      [userId],
+    );
+    expect(account).toEqual([{ tier: 'elite', tier_changed_at: new Date(upgrade.occurredAt) }]);
     // No machine appeared: the user starts one themselves (POST /v1/machines) once their tier is elite.
     await expect(api.server.client.workflow.getHandle(machineWorkflowId(userId)).describe()).rejects.toThrow();
     expect((await api.call('GET', '/v1/machines/me', { token: await api.token(userId) })).status).toBe(404);

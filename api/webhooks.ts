@@ -26,8 +26,14 @@ export const billingEventSchema = z.discriminatedUnion('type', [
 export type BillingEvent = z.infer<typeof billingEventSchema>;
 
 export const webhookResultSchema = z.object({
-  status: z.enum(['delivered', 'recorded', 'duplicate']),
-  delivered: z.boolean().optional().describe('whether a running machine workflow received it'),
+  status: z
+    .enum(['applied', 'ignored', 'duplicate'])
+    .describe(
+      '"applied": the billing account took it; "ignored": older than what the account reflects (or an unknown user); "duplicate": this id was received before',
+    ),
+  detail: z.string().describe('what the event did, or why it did nothing'),
+  delivered: z.boolean().describe('whether a running machine workflow was nudged to re-read the billing state'),
+  restarted: z.boolean().optional().describe('true when a machine stopped for payment_overdue was started again'),
 });
 export type WebhookResult = z.infer<typeof webhookResultSchema>;
 
@@ -76,38 +82,45 @@ export function parseBillingEvent(rawBody: Buffer): BillingEvent {
   return parsed.data;
 }
 
+export interface ApplyDeps {
+  temporal: Client;
+  store: ServiceStore;
+  /** The grace period a `payment.failed` opens (MACHINE_PAYMENT_GRACE_PERIOD, else the workflow's default). */
+  gracePeriodMs: number;
+  /** Starts again a machine stopped for payment_overdue (unless its user stopped it); true when it did. */
+  resumeAfterRecovery(userId: string): Promise<boolean>;
+}
+
 /**
- * Applies a verified event. Order: **signal first, then record**. The workflow applies each event id
- * once, so a signal repeated after a crash (the sender retries: nothing was recorded) is harmless,
- * while recording first could lose the signal for good (recorded, so every retry is a "duplicate").
- * A replay of a recorded id therefore reaches the workflow again and is dropped there by its id; the
- * answer is `duplicate`. An event for a user with no running workflow is recorded (audit) and does
- * nothing else: in particular `tier.changed` to elite never provisions a machine by itself.
+ * Applies a verified event. Order: **record and apply, then nudge.** The event is recorded and applied
+ * to the user's billing account in one transaction (once per id; an older event changes nothing), then
+ * the running workflow, if any, is signalled to re-read that state. The nudge is sent on every delivery,
+ * a duplicate's too (the first delivery may have died between commit and signal; the sender retries), and
+ * carries the event, which the workflow applies once more by id: a no-op. With no running workflow the
+ * event is kept in the account and counts when the user next provisions; a `payment.recovered` then
+ * starts a machine that billing stopped. `tier.changed` never provisions a machine by itself.
  */
-export async function applyBillingEvent(
-  deps: { temporal: Client; store: ServiceStore },
-  event: BillingEvent,
-): Promise<WebhookResult> {
+export async function applyBillingEvent(deps: ApplyDeps, event: BillingEvent): Promise<WebhookResult> {
+  const { outcome, detail } = await deps.store.applyBillingEvent({
+    id: event.id,
+    type: event.type,
+    userId: event.userId,
+    occurredAt: event.occurredAt,
+    tier: event.type === 'tier.changed' ? event.tier : undefined,
+    payload: event,
+    gracePeriodMs: deps.gracePeriodMs,
+  });
+  if (outcome === 'ignored') return { status: outcome, detail, delivered: false };
   const handle = deps.temporal.workflow.getHandle(machineWorkflowId(event.userId));
+  const nudge = { eventId: event.id, occurredAt: event.occurredAt };
   let delivered = true;
   try {
-    if (event.type === 'tier.changed')
-      await handle.signal(tierChangedSignal, { eventId: event.id, tier: event.tier, occurredAt: event.occurredAt });
-    else
-      await handle.signal(event.type === 'payment.failed' ? paymentFailedSignal : paymentRecoveredSignal, {
-        eventId: event.id,
-        occurredAt: event.occurredAt,
-      });
+    if (event.type === 'tier.changed') await handle.signal(tierChangedSignal, { ...nudge, tier: event.tier });
+    else await handle.signal(event.type === 'payment.failed' ? paymentFailedSignal : paymentRecoveredSignal, nudge);
   } catch (err) {
     if (!(err instanceof WorkflowNotFoundError)) throw err; // Temporal unreachable: 5xx, the sender retries
     delivered = false;
   }
-  const first = await deps.store.recordWebhookEvent({
-    id: event.id,
-    type: event.type,
-    userId: event.userId,
-    payload: event,
-  });
-  if (!first) return { status: 'duplicate' };
-  return delivered ? { status: 'delivered', delivered: true } : { status: 'recorded', delivered: false };
+  const restarted = !delivered && event.type === 'payment.recovered' && (await deps.resumeAfterRecovery(event.userId));
+  return { status: outcome, detail, delivered, ...(restarted ? { restarted } : {}) };
 }

@@ -99,12 +99,9 @@ export async function runFleet(opts: {
             state: 'running',
             since: now,
             machineId: `m-${userId.slice(0, 8)}`,
-            tier: 'elite',
             lastHealthyAt: now,
             lastRenewedAt: now,
             recent: [{ at: now, state: 'running', reason: 'healthy' }],
-            appliedEventIds: [],
-            billing: {},
             renewals: 0,
             run: 2,
           };

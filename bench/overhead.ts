@@ -1,3 +1,4 @@
+import { entitlement } from '../common/entitlement';
 import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { createApiStack, type ApiStack } from '../api/test-support/api-stack';
@@ -50,8 +51,8 @@ async function direct(api: ApiStack) {
     return out;
   };
   const t0 = performance.now();
-  const ent = await step('entitlement', () => a.getEntitlement({ userId }));
-  if (!ent.entitled) throw new Error('seeded user is not entitled');
+  const facts = await step('entitlement', () => a.syncBilling({ userId, gracePeriodMs: 3 * 864e5 }));
+  if (!entitlement(facts, Date.now()).entitled) throw new Error('seeded user is not entitled');
   await step('record provisioning', () =>
     a.recordTransition({ ...base, status: 'provisioning', reason: 'requested', transitionId: randomUUID() }),
   );

@@ -1,5 +1,8 @@
 import pg from 'pg';
 import type {
+  BillingEventInput,
+  BillingEventOutcome,
+  BillingFacts,
   MachineEvent,
   MachineRow,
   MachineStatus,
@@ -82,6 +85,39 @@ export const transitionArgs = (t: MachineTransition) => ({
   p_transition_id: t.transitionId ?? null,
 });
 
+/** Arguments of `apply_billing_event`, shared with the Supabase adapter's rpc call. */
+export const billingEventArgs = (e: BillingEventInput) => ({
+  p_id: e.id,
+  p_type: e.type,
+  p_user_id: e.userId,
+  p_occurred_at: e.occurredAt,
+  p_tier: e.tier ?? null,
+  p_payload: e.payload ?? {},
+  p_grace_period: `${Math.round(e.gracePeriodMs)} milliseconds`,
+});
+
+const isoOrNull = (v: unknown) => (v == null ? null : new Date(v as string).toISOString());
+
+/** `billing_facts()`'s JSON, instants normalised to ISO (Postgres writes microseconds and `+00:00`). */
+export function toBillingFacts(json: unknown): BillingFacts {
+  const j = (json ?? {}) as Record<string, unknown>;
+  const a = j.account as Record<string, unknown> | null | undefined;
+  return {
+    profileTier: (j.profileTier as string | null | undefined) ?? null,
+    profileTierChangedAt: isoOrNull(j.profileTierChangedAt),
+    account: a
+      ? {
+          tier: (a.tier as string | null) ?? null,
+          tierChangedAt: isoOrNull(a.tierChangedAt),
+          paymentState: a.paymentState === 'overdue' ? 'overdue' : 'ok',
+          overdueSince: isoOrNull(a.overdueSince),
+          graceEndsAt: isoOrNull(a.graceEndsAt),
+          lastPaymentEventAt: isoOrNull(a.lastPaymentEventAt),
+        }
+      : null,
+  };
+}
+
 export interface PostgresStore extends ServiceStore {
   readonly pool: pg.Pool;
   /** A view of the database as `userId` would have it through PostgREST: role `authenticated`, RLS on. */
@@ -146,6 +182,19 @@ export function createPostgresStore(
         (r) => r.first as boolean,
       );
       return first === true;
+    },
+    async applyBillingEvent(e) {
+      const a = billingEventArgs(e);
+      const result = await one(
+        'select public.apply_billing_event($1, $2, $3, $4, $5, $6, $7::interval) as r',
+        [a.p_id, a.p_type, a.p_user_id, a.p_occurred_at, a.p_tier, JSON.stringify(a.p_payload), a.p_grace_period],
+        (r) => r.r as BillingEventOutcome,
+      );
+      if (!result) throw new Error('apply_billing_event returned no row');
+      return result;
+    },
+    async getBillingFacts(userId) {
+      return toBillingFacts(await one('select public.billing_facts($1) as f', [userId], (r) => r.f));
     },
     asUser(userId) {
       return createPostgresUserStore(pool, userId);

@@ -1,7 +1,15 @@
 import WebSocket from 'ws';
 import { createClient, type PostgrestError, type SupabaseClient } from '@supabase/supabase-js';
-import { toMachine, toMachineEvent, toSignal, toTrader, transitionArgs } from './postgres';
-import type { ServiceStore, SubscriptionTier, UserStore } from './types';
+import {
+  billingEventArgs,
+  toBillingFacts,
+  toMachine,
+  toMachineEvent,
+  toSignal,
+  toTrader,
+  transitionArgs,
+} from './postgres';
+import type { BillingEventOutcome, ServiceStore, SubscriptionTier, UserStore } from './types';
 
 /** Same interface as the Postgres adapter, through Supabase's REST API (PostgREST) with supabase-js. */
 
@@ -75,6 +83,15 @@ export function createSupabaseStore(opts: { url: string; serviceKey: string; fet
         await db.rpc('record_webhook_event', { p_id: e.id, p_type: e.type, p_user_id: e.userId, p_payload: e.payload }),
       );
       return first === true;
+    },
+    async applyBillingEvent(e) {
+      return check(
+        'apply_billing_event',
+        await db.rpc('apply_billing_event', billingEventArgs(e)),
+      ) as BillingEventOutcome;
+    },
+    async getBillingFacts(userId) {
+      return toBillingFacts(check('billing_facts', await db.rpc('billing_facts', { p_user_id: userId })));
     },
     async close() {
       await db.removeAllChannels();

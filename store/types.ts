@@ -1,4 +1,7 @@
 import { z } from 'zod';
+import type { BillingFacts } from '../common/entitlement';
+
+export type { BillingAccount, BillingFacts } from '../common/entitlement';
 
 /** Machine states (also `cloud_machines.status`; extend only by migration). */
 export const machineStatuses = ['provisioning', 'starting', 'running', 'stopping', 'stopped', 'error'] as const;
@@ -59,6 +62,29 @@ export interface WebhookEventRecord {
   payload: unknown;
 }
 
+export const billingEventTypes = ['tier.changed', 'payment.failed', 'payment.recovered'] as const;
+export type BillingEventType = (typeof billingEventTypes)[number];
+
+/** A billing event to record and apply (`apply_billing_event`): the provider's id, type and instant. */
+export interface BillingEventInput {
+  id: string;
+  type: BillingEventType;
+  userId: string;
+  /** ISO instant, any offset or precision: compared as an instant by Postgres. */
+  occurredAt: string;
+  /** For `tier.changed`. */
+  tier?: SubscriptionTier;
+  payload: unknown;
+  /** The grace period a `payment.failed` opens, in ms (policy of the caller: MACHINE_PAYMENT_GRACE_PERIOD). */
+  gracePeriodMs: number;
+}
+
+/** `applied`: the account changed (or was confirmed); `ignored`: older than the account, or unknown user; `duplicate`: id seen before. */
+export interface BillingEventOutcome {
+  outcome: 'applied' | 'ignored' | 'duplicate';
+  detail: string;
+}
+
 export interface Trader {
   id: string;
   userId: string;
@@ -114,7 +140,11 @@ export interface ServiceStore {
   getMachine(userId: string): Promise<MachineRow | null>;
   listMachines(opts?: { statuses?: MachineStatus[] }): Promise<MachineRow[]>;
   listMachineEvents(userId: string, opts?: { limit?: number }): Promise<MachineEvent[]>;
-  /** True the first time an event id is seen, false for a replay. */
+  /** True the first time an event id is seen, false for a replay (audit only: billing events use applyBillingEvent). */
   recordWebhookEvent(e: WebhookEventRecord): Promise<boolean>;
+  /** Records a billing event and applies it to the user's billing account, in one transaction; once per id. */
+  applyBillingEvent(e: BillingEventInput): Promise<BillingEventOutcome>;
+  /** The app's tier and the billing account: everything `entitlement()` needs. */
+  getBillingFacts(userId: string): Promise<BillingFacts>;
   close(): Promise<void>;
 }

@@ -1,4 +1,5 @@
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
+import type { Entitlement } from '../common/entitlement';
 import type { LifecycleSettings, MachineLifecycleRequest, PaymentEvent, StopRequest, TierChanged } from './schemas';
 
 export type { LifecycleSettings, PaymentEvent, StopRequest, TierChanged };
@@ -64,29 +65,22 @@ export interface TimelineEntry {
   reason?: string;
 }
 
-/** Everything a new run needs to take over from the previous one. No secrets, ever. */
+/** Everything a new run needs to take over from the previous one. No secrets, ever; no billing memory either. */
 export interface CarriedState {
   state: MachineState;
   since: string;
   machineId?: string;
-  privateAddress?: string;
-  tier?: string;
   lastHealthyAt?: string;
   lastRenewedAt?: string;
   reason?: string;
   recent: TimelineEntry[];
-  appliedEventIds: string[];
-  billing: BillingState;
-  tierEventAt?: string;
+  /**
+   * The last read of the stored billing state, for the status query only: every run reads it again at
+   * its start, on each billing signal and at each renewal (billing is the user's, in billing_accounts).
+   */
+  entitlement?: Entitlement;
   renewals: number;
   run: number;
-}
-
-export interface BillingState {
-  /** Set while a payment is overdue: when the grace period ends (ISO). */
-  graceEndsAt?: string;
-  /** occurredAt of the newest billing event applied, so older ones arriving late change nothing. */
-  lastEventAt?: string;
 }
 
 export interface MachineStatus {
@@ -99,13 +93,20 @@ export interface MachineStatus {
   lastRenewedAt: string | null;
   reason: string | null;
   tier: string | null;
+  paymentState: 'ok' | 'overdue';
+  paymentOverdueSince: string | null;
+  /** Set while a payment is overdue: when the grace period ends (ISO). */
   paymentGraceEndsAt: string | null;
   recent: TimelineEntry[];
 }
 
 /** A signal: the caller (API, operator) need not wait for the machine to stop. */
 export const stopSignal = defineSignal<[StopRequest]>('stop');
-/** Billing events are signals: the webhook answers at once, the workflow applies each id once. */
+/**
+ * Billing events are nudges: the webhook has recorded and applied the event in billing_accounts; the
+ * workflow re-reads that state and acts on it (applying the event first, once by id, if a sender
+ * signalled it directly). So duplicates, reordering and replays cannot change the outcome.
+ */
 export const tierChangedSignal = defineSignal<[TierChanged]>('tierChanged');
 export const paymentFailedSignal = defineSignal<[PaymentEvent]>('paymentFailed');
 export const paymentRecoveredSignal = defineSignal<[PaymentEvent]>('paymentRecovered');

@@ -6,26 +6,28 @@ import {
   continueAsNew,
   isCancellation,
   log,
-  proxyActivities,
-  proxyLocalActivities,
-  setCurrentDetails,
   setHandler,
-  upsertSearchAttributes,
   uuid4,
   workflowInfo,
-  type ActivityOptions,
-  type LocalActivityOptions,
 } from '@temporalio/workflow';
-import type { Activities } from '../activities';
+import type { HealthReport } from '../activities';
+import { entitlement } from '../common/entitlement';
+import { activityRunner, ms } from './lifecycle-activities';
 import {
-  FlyMachineIdSearchAttribute,
-  MachineStateSearchAttribute,
-  RegionSearchAttribute,
-  TierSearchAttribute,
-  UserIdSearchAttribute,
-} from '../common/search-attributes';
+  billingVerdict,
+  earlyEnd,
+  emptyInbox,
+  hasNews,
+  nextStep,
+  onBillingEvent,
+  onMachineVanished,
+  onStop,
+  provisionVerdict,
+  repairFor,
+  type StopDecision,
+} from './lifecycle-rules';
+import { createPublisher, statusOf } from './lifecycle-status';
 import {
-  durationMs,
   lifecycleSettings,
   machineVanishedSignal,
   machineWorkflowId,
@@ -36,215 +38,78 @@ import {
   stopUpdate,
   tierChangedSignal,
   type CarriedState,
-  type CpuPriority,
   type MachineLifecycleInput,
   type MachineState,
   type MachineStatus,
-  type StopRequest,
 } from './contract';
 
-const MAX_REMEMBERED_EVENT_IDS = 1000;
 const MAX_TIMELINE = 20;
 
-function ms(duration: string): number {
-  const value = durationMs(duration);
-  if (value === undefined) throw ApplicationFailure.nonRetryable(`bad duration "${duration}"`, 'InvalidSettings');
-  return value;
-}
-
-/** `maximumAttempts` undefined: retry until it succeeds (for what must never be left undone). */
-const retry = (maximumAttempts?: number): ActivityOptions['retry'] => ({
-  initialInterval: '1 second', // Fly allows about 1 request/s per action per machine
-  backoffCoefficient: 2,
-  maximumInterval: '30 seconds',
-  ...(maximumAttempts ? { maximumAttempts } : {}),
-  nonRetryableErrorTypes: ['InvalidSettings'],
-});
-
 /**
- * One user's machine, from provisioning to its final stop (DESIGN §3). Long-running: it renews the
- * machine on a timer, reacts to stop and billing signals, and continues-as-new to keep history small.
+ * One user's machine, from provisioning to its final stop (DESIGN §3, workflows/README.md). Reads as
+ * the lifecycle: provision → running → loop { wait; re-read billing | renew | continue-as-new } → stop.
+ * Every decision is a pure rule in ./lifecycle-rules.ts; this file handles messages and runs steps.
  */
 export async function machineLifecycle(input: MachineLifecycleInput): Promise<MachineStatus> {
   const settings = lifecycleSettings(input.settings);
   const { userId } = input;
-  const cpuPriority: CpuPriority = input.cpuPriority ?? 'normal';
+  const cpuPriority = input.cpuPriority ?? 'normal';
   const { workflowId } = workflowInfo();
+  const run = activityRunner(settings);
+  const gracePeriodMs = ms(settings.paymentGracePeriod);
+  const renewalIntervalMs = ms(settings.renewalInterval);
   const now = () => new Date(Date.now()).toISOString();
 
-  const s: CarriedState = input.carried ?? {
-    state: 'provisioning',
-    since: now(),
-    recent: [],
-    appliedEventIds: [],
-    billing: {},
-    renewals: 0,
-    run: 1,
-  };
+  const s: CarriedState = input.carried ?? { state: 'provisioning', since: now(), recent: [], renewals: 0, run: 1 };
   let region = input.region ?? 'ams';
-  let stopRequest: StopRequest | undefined;
+  let inbox = emptyInbox();
+  let billingRead = false;
+  let renewedThisRun = 0;
   let finished = false;
-  /** Set by reconcileFleet's machineVanished signal: renew now rather than at the next timer. */
-  let renewNow = false;
-  const notices: string[] = [];
+  const publish = createPublisher(userId);
+  const status = () => statusOf(s, userId, region);
 
-  // Activities, each with a timeout and a retry policy that fits what it does. Heartbeat timeouts are
-  // short so that a worker that dies mid-activity is noticed in seconds, not minutes.
-  const options = {
-    // Local activities: a row write or read takes milliseconds, and running it inside the workflow task
-    // saves two server round trips each (bench:storm, bench:overhead). Idempotent per transition id, so a
-    // re-run after a worker crash writes nothing twice.
-    store: { startToCloseTimeout: '30 seconds', retry: { ...retry(), maximumInterval: '1 minute' } },
-    fly: { startToCloseTimeout: '1 minute', retry: retry(6) },
-    probe: { startToCloseTimeout: '30 seconds', retry: retry(3) },
-    waitStarted: {
-      startToCloseTimeout: `${settings.startDeadlineSeconds + 90} seconds`,
-      heartbeatTimeout: `${settings.activityHeartbeatSeconds} seconds`, // it heartbeats every 2 s, also during a /wait
-      retry: retry(3),
-    },
-    waitHealthy: {
-      startToCloseTimeout: `${settings.healthDeadlineSeconds + 30} seconds`,
-      heartbeatTimeout: `${settings.activityHeartbeatSeconds} seconds`,
-      retry: retry(2),
-    },
-    // A machine must never be left behind: retry until done.
-    cleanup: {
-      startToCloseTimeout: '5 minutes',
-      heartbeatTimeout: `${settings.activityHeartbeatSeconds + 5} seconds`,
-      retry: { ...retry(), maximumInterval: '1 minute' },
-    },
-  } satisfies Record<string, ActivityOptions & LocalActivityOptions>;
-  const acts = proxyActivities<Activities>(options.fly);
-  const local = proxyLocalActivities<Activities>(options.store);
-  /** Runs an activity with the options of its kind, and a summary so the UI reads like a timeline. */
-  function run<K extends keyof Activities>(
-    kind: keyof typeof options,
-    name: K,
-    summary: string,
-    ...args: Parameters<Activities[K]>
-  ): Promise<Awaited<ReturnType<Activities[K]>>> {
-    const activity = (kind === 'store' ? local : acts)[name] as unknown as {
-      executeWithOptions(o: ActivityOptions | LocalActivityOptions, a: unknown[]): Promise<unknown>;
-    };
-    return activity.executeWithOptions({ ...options[kind], summary }, args) as Promise<
-      Awaited<ReturnType<Activities[K]>>
-    >;
-  }
-
-  const status = (): MachineStatus => ({
-    state: s.state,
-    userId,
-    machineId: s.machineId ?? null,
-    region,
-    since: s.since,
-    lastHealthyAt: s.lastHealthyAt ?? null,
-    lastRenewedAt: s.lastRenewedAt ?? null,
-    reason: s.reason ?? null,
-    tier: s.tier ?? null,
-    paymentGraceEndsAt: s.billing.graceEndsAt ?? null,
-    recent: s.recent,
-  });
-
-  /** What the search attributes say now: an upsert is a history event and a visibility write, so only on change. */
-  let published = '';
-  const publish = () => {
-    const attributes = [
-      { key: UserIdSearchAttribute, value: userId },
-      { key: MachineStateSearchAttribute, value: s.state },
-      { key: RegionSearchAttribute, value: region },
-      ...(s.tier ? [{ key: TierSearchAttribute, value: s.tier }] : []),
-      ...(s.machineId ? [{ key: FlyMachineIdSearchAttribute, value: s.machineId }] : []),
-    ];
-    const current = JSON.stringify(attributes.map((a) => [a.key.name, a.value]));
-    if (current !== published) {
-      upsertSearchAttributes(attributes);
-      published = current;
-    }
-    const grace = s.billing.graceEndsAt ? ` · payment overdue, grace until ${s.billing.graceEndsAt}` : '';
-    setCurrentDetails(
-      `${s.state}${s.reason ? ` (${s.reason})` : ''} · machine ${s.machineId ?? 'none'} in ${region}` +
-        `${s.lastHealthyAt ? ` · healthy at ${s.lastHealthyAt}` : ''}${grace}`,
-    );
-  };
-
-  /** Every transition: workflow state, search attributes, details, and the row + audit event. */
-  async function transition(
-    state: MachineState,
-    reason?: string,
-    extra: { errorMessage?: string; lastHealthyAt?: string } = {},
-  ) {
-    if (state !== s.state) s.since = now();
-    s.state = state;
-    s.reason = reason;
-    s.recent = [...s.recent, { at: now(), state, reason }].slice(-MAX_TIMELINE);
-    publish();
-    await run('store', 'recordTransition', `record ${state}${reason ? `: ${reason}` : ''}`, {
-      userId,
-      status: state,
-      reason,
-      workflowId,
-      machineId: s.machineId,
-      region,
-      cpuPriority,
-      errorMessage: extra.errorMessage,
-      lastHealthyAt: extra.lastHealthyAt,
-      transitionId: uuid4(),
-    });
-  }
-
-  // --- messages -------------------------------------------------------------------------------
-  const firstTime = (eventId: string) => {
-    if (s.appliedEventIds.includes(eventId)) return false;
-    s.appliedEventIds = [...s.appliedEventIds, eventId].slice(-MAX_REMEMBERED_EVENT_IDS);
-    return true;
-  };
-  const requestStop = (req: StopRequest) => {
-    stopRequest ??= { reason: req.reason ?? 'user_requested', requestedBy: req.requestedBy ?? 'user' };
-  };
-
+  // --- messages: each only updates the inbox; the loop acts on it ------------------------------------
   setHandler(statusQuery, status);
-  setHandler(stopSignal, requestStop);
+  setHandler(stopSignal, (req) => void (inbox = onStop(inbox, req)));
   setHandler(stopUpdate, async (req) => {
-    requestStop(req);
+    inbox = onStop(inbox, req);
     await condition(() => finished);
     return status();
   });
-  setHandler(tierChangedSignal, (e) => {
-    if (!firstTime(e.eventId)) return;
-    // Out of order: an older tier event arriving after a newer one changes nothing.
-    if (s.tierEventAt && e.occurredAt < s.tierEventAt) return;
-    s.tierEventAt = e.occurredAt;
-    s.tier = e.tier;
-    // A downgrade publishes the tier with the `stopping` transition that follows at once.
-    if (e.tier !== 'elite') requestStop({ reason: 'downgraded', requestedBy: 'billing' });
-    else publish();
-  });
-  setHandler(paymentFailedSignal, (e) => {
-    if (!firstTime(e.eventId) || (s.billing.lastEventAt && e.occurredAt < s.billing.lastEventAt)) return;
-    s.billing.lastEventAt = e.occurredAt;
-    // A second failure does not extend the grace period the first one opened.
-    s.billing.graceEndsAt ??= new Date(Date.parse(e.occurredAt) + ms(settings.paymentGracePeriod)).toISOString();
-    notices.push(`payment_failed: grace until ${s.billing.graceEndsAt}`);
-    publish();
-  });
-  setHandler(machineVanishedSignal, (v) => {
-    // Only about the machine this run owns, and only while running: a restart in progress already handles it.
-    if (v.machineId === s.machineId && s.state === 'running') renewNow = true;
-  });
-  setHandler(paymentRecoveredSignal, (e) => {
-    if (!firstTime(e.eventId) || (s.billing.lastEventAt && e.occurredAt < s.billing.lastEventAt)) return;
-    s.billing.lastEventAt = e.occurredAt;
-    if (s.billing.graceEndsAt) notices.push('payment_recovered');
-    s.billing.graceEndsAt = undefined;
-    publish();
-  });
+  setHandler(tierChangedSignal, (e) => void (inbox = onBillingEvent(inbox, { ...e, type: 'tier.changed' })));
+  setHandler(paymentFailedSignal, (e) => void (inbox = onBillingEvent(inbox, { ...e, type: 'payment.failed' })));
+  setHandler(paymentRecoveredSignal, (e) => void (inbox = onBillingEvent(inbox, { ...e, type: 'payment.recovered' })));
+  setHandler(machineVanishedSignal, (v) => void (inbox = onMachineVanished(inbox, v.machineId, s)));
 
-  // --- lifecycle ------------------------------------------------------------------------------
-  /**
-   * Records a transition while the work it announces runs: the row does not gate the Fly call, and one
-   * round trip less is ~15 ms off every provisioning. The record always lands before the next one starts,
-   * so rows never go back in time, even when the work fails.
-   */
+  // --- steps -------------------------------------------------------------------------------------------
+  /** Every transition: workflow state, search attributes, details, and the row + audit event. */
+  async function transition(state: MachineState, reason?: string, extra: { errorMessage?: string } = {}) {
+    if (state !== s.state) s.since = now();
+    Object.assign(s, { state, reason, recent: [...s.recent, { at: now(), state, reason }].slice(-MAX_TIMELINE) });
+    publish(s, region);
+    await run('store', 'recordTransition', `record ${state}${reason ? `: ${reason}` : ''}`, {
+      ...{ userId, status: state, reason, workflowId, machineId: s.machineId, region, cpuPriority },
+      ...{ errorMessage: extra.errorMessage, lastHealthyAt: s.lastHealthyAt, transitionId: uuid4() },
+    });
+  }
+
+  /** The stored billing state (after applying any signalled events, once each by id). */
+  const syncBilling = (summary: string, events = inbox.billing) =>
+    run('store', 'syncBilling', summary, { userId, events, gracePeriodMs });
+
+  async function readBilling(summary: string) {
+    const events = inbox.billing;
+    inbox = { ...inbox, billing: [] };
+    const verdict = billingVerdict(s.entitlement, await syncBilling(summary, events), Date.now());
+    s.entitlement = verdict.entitlement;
+    billingRead = true;
+    if (verdict.notice) await transition(s.state, verdict.notice);
+    else publish(s, region);
+    return verdict;
+  }
+
+  /** Records a transition while the work it announces runs; the record lands before the next one starts. */
   async function alongside<T>(recording: Promise<void>, work: Promise<T>): Promise<T> {
     recording.catch(() => undefined); // observed in `finally`; this only keeps an early failure from being "unhandled"
     try {
@@ -254,55 +119,74 @@ export async function machineLifecycle(input: MachineLifecycleInput): Promise<Ma
     }
   }
 
-  const graceExpired = () => !!s.billing.graceEndsAt && Date.now() >= Date.parse(s.billing.graceEndsAt);
+  const ensureMachine = (summary: string) =>
+    run('fly', 'ensureFlyMachine', summary, {
+      ...{ userId, workflowId, cpuPriority },
+      regions: [region, ...settings.fallbackRegions.filter((r) => r !== region)],
+    });
 
   async function provision() {
-    const entitlement = await run('store', 'getEntitlement', 'entitlement check', { userId });
-    s.tier = entitlement.tier ?? undefined;
-    if (!entitlement.entitled)
-      throw ApplicationFailure.nonRetryable(
-        `tier ${entitlement.tier ?? 'none'} is not entitled to a machine`,
-        'NotEntitled',
-      );
+    const verdict = provisionVerdict(await syncBilling('entitlement check'), Date.now());
+    s.entitlement = verdict.entitlement;
+    billingRead = true;
+    if (verdict.refuse) throw ApplicationFailure.nonRetryable(verdict.refuse, 'NotEntitled');
     const machine = await alongside(
       transition('provisioning', 'requested'),
-      run('fly', 'ensureFlyMachine', 'create or adopt the Fly machine', {
-        userId,
-        workflowId,
-        regions: [region, ...settings.fallbackRegions.filter((r) => r !== region)],
-        cpuPriority,
-      }),
+      ensureMachine('create or adopt the Fly machine'),
     );
     s.machineId = machine.id;
     region = machine.region || region;
     await alongside(transition('starting', `fly machine ${machine.id} ${machine.state}`), startAndCheck());
     s.lastRenewedAt = now();
-    await transition('running', 'healthy', { lastHealthyAt: s.lastHealthyAt });
+    await transition('running', 'healthy');
+  }
+
+  /** A stop, or a billing signal whose stored state says stop, during a long start cancels the start. */
+  async function provisionUnlessStopped() {
+    const scope = new CancellationScope();
+    let started = false;
+    const watch = async () => {
+      for (let checked = 0; ;) {
+        await condition(() => started || inbox.stop !== undefined || inbox.billing.length > checked);
+        if (started) return;
+        if (inbox.stop) return scope.cancel();
+        checked = inbox.billing.length; // read, not consumed: the loop reads again and records what changed
+        const e = entitlement(await syncBilling('billing re-read during start'), Date.now());
+        if (!e.entitled)
+          inbox = onStop(inbox, {
+            reason: e.denied === 'payment_overdue' ? 'payment_overdue' : 'downgraded',
+            requestedBy: 'billing',
+          });
+      }
+    };
+    watch().catch(() => undefined); // rejects only when the whole workflow is cancelled, handled below
+    try {
+      await scope.run(provision);
+    } catch (err) {
+      if (!(isCancellation(err) && inbox.stop && !CancellationScope.current().consideredCancelled)) throw err;
+    } finally {
+      started = true;
+    }
   }
 
   /** Fly `started`, then the runtime's own health. */
   async function startAndCheck() {
     const machineId = s.machineId!;
     await run('waitStarted', 'waitForFlyState', 'wait for Fly state started', {
-      machineId,
-      state: 'started',
+      ...{ machineId, state: 'started' },
       deadlineSeconds: settings.startDeadlineSeconds,
     });
     const health = await run('waitHealthy', 'waitForRuntimeHealthy', 'wait for runtime /health', {
-      machineId,
-      deadlineSeconds: settings.healthDeadlineSeconds,
+      ...{ machineId, deadlineSeconds: settings.healthDeadlineSeconds },
     });
     s.lastHealthyAt = health.checkedAt;
   }
 
-  /** Entitlement re-check, credential renewal, health check and bounded self-heal. Returns a stop reason, if any. */
-  async function renew(): Promise<{ stop: string; final: 'stopped' | 'error' } | undefined> {
-    const entitlement = await run('store', 'getEntitlement', 'entitlement re-check', { userId });
-    s.tier = entitlement.tier ?? undefined;
-    if (!entitlement.entitled) return { stop: 'downgraded', final: 'stopped' };
+  /** Entitlement re-check, credential renewal and health check side by side, then self-heal. */
+  async function renew(): Promise<StopDecision | undefined> {
+    const billing = await readBilling('entitlement re-check');
+    if (billing.stop) return billing.stop;
     const machineId = s.machineId!;
-    // Independent of each other, so side by side: a renewal is one round trip shorter, which counts when
-    // thousands renew at once (bench:fleet's sweep).
     const [, health] = await Promise.all([
       run('probe', 'renewMachineCredentials', 'renew machine credentials', { userId, machineId }).catch((err) => {
         // An unreachable runtime is the health check's business: it restarts the machine with fresh credentials.
@@ -311,45 +195,40 @@ export async function machineLifecycle(input: MachineLifecycleInput): Promise<Ma
       run('probe', 'checkRuntimeHealth', 'health check', { machineId }),
     ]);
     s.lastRenewedAt = now();
-    if (health.ok) {
-      s.lastHealthyAt = health.checkedAt;
-      await transition('running', undefined, { lastHealthyAt: health.checkedAt });
-      return undefined;
-    }
-    let lastReason = health.reason ?? 'unhealthy';
-    for (let attempt = 1; attempt <= settings.maxRestarts; attempt++) {
-      await transition('starting', `restart ${attempt}/${settings.maxRestarts}: ${lastReason}`);
+    return heal(health);
+  }
+
+  /** Restart a sick machine (replace a gone one) until healthy or out of attempts. */
+  async function heal(health: HealthReport): Promise<StopDecision | undefined> {
+    for (let attempt = 1; ; attempt++) {
+      const repair = repairFor(health, attempt, settings.maxRestarts);
+      if (repair.kind === 'give up') return repair.decision;
+      if (repair.kind === 'healthy') {
+        s.lastHealthyAt = health.checkedAt;
+        await transition('running', attempt > 1 ? 'recovered' : undefined);
+        return undefined;
+      }
+      await transition('starting', `restart ${attempt}/${settings.maxRestarts}: ${health.reason ?? 'unhealthy'}`);
       try {
-        if (lastReason === 'machine_gone') {
-          // Destroyed behind our back (by hand, or by Fly): provision a replacement.
-          const machine = await run('fly', 'ensureFlyMachine', 'replace the vanished Fly machine', {
-            userId,
-            workflowId,
-            regions: [region, ...settings.fallbackRegions],
-            cpuPriority,
-          });
-          s.machineId = machine.id;
-        } else {
+        if (repair.kind === 'replace') s.machineId = (await ensureMachine('replace the vanished Fly machine')).id;
+        else
           await run('fly', 'restartFlyMachine', 'restart the sick machine', {
             userId,
             workflowId,
             machineId: s.machineId!,
             cpuPriority,
           });
-        }
         await startAndCheck();
-        await transition('running', 'recovered', { lastHealthyAt: s.lastHealthyAt });
-        return undefined;
+        health = { ok: true, checkedAt: s.lastHealthyAt! };
       } catch (err) {
         if (isCancellation(err)) throw err;
-        lastReason = err instanceof Error ? err.message : String(err);
+        health = { ok: false, reason: failureReason(err), checkedAt: now() };
       }
     }
-    return { stop: `unhealthy after ${settings.maxRestarts} restarts: ${lastReason}`, final: 'error' };
   }
 
   /** Stops and destroys the machine (all of the user's, to be sure) and records the final state. */
-  async function teardown(reason: string, final: 'stopped' | 'error') {
+  async function teardown({ reason, final }: StopDecision) {
     await alongside(
       transition('stopping', reason),
       run('cleanup', 'destroyFlyMachines', 'stop and destroy the Fly machine', { userId, machineId: s.machineId }),
@@ -358,75 +237,64 @@ export async function machineLifecycle(input: MachineLifecycleInput): Promise<Ma
     await transition(final, reason, final === 'error' ? { errorMessage: reason } : {});
   }
 
-  type LoopOutcome = { kind: 'stop'; reason: string; final: 'stopped' | 'error' } | { kind: 'continueAsNew' };
-
-  async function renewalLoop(): Promise<LoopOutcome> {
-    const interval = ms(settings.renewalInterval);
+  async function renewalLoop(): Promise<StopDecision | 'continueAsNew'> {
     for (;;) {
-      const nextRenewal = Date.parse(s.lastRenewedAt ?? s.since) + interval;
-      const wakeAt = Math.min(nextRenewal, s.billing.graceEndsAt ? Date.parse(s.billing.graceEndsAt) : Infinity);
-      await condition(
-        () =>
-          stopRequest !== undefined ||
-          notices.length > 0 ||
-          renewNow ||
-          graceExpired() ||
-          workflowInfo().continueAsNewSuggested,
-        Math.max(1, wakeAt - Date.now()),
-      );
-      if (stopRequest) return { kind: 'stop', reason: stopRequest.reason, final: 'stopped' };
-      if (graceExpired()) return { kind: 'stop', reason: 'payment_overdue', final: 'stopped' };
-      while (notices.length > 0) await transition(s.state, notices.shift());
-      if (workflowInfo().continueAsNewSuggested) return { kind: 'continueAsNew' };
-      if (Date.now() >= nextRenewal || renewNow) {
-        renewNow = false;
-        const outcome = await renew();
-        if (outcome) return { kind: 'stop', reason: outcome.stop, final: outcome.final };
+      const clock = {
+        now: Date.now(),
+        lastRenewedAt: s.lastRenewedAt ?? s.since,
+        renewalIntervalMs,
+        graceEndsAt: s.entitlement?.graceEndsAt ?? null,
+      };
+      const { continueAsNewSuggested } = workflowInfo();
+      const step = nextStep(inbox, clock, {
+        ...{ renewals: s.renewals, renewedThisRun, billingRead },
+        continueAsNewEvery: settings.continueAsNewEvery,
+        continueAsNewSuggested,
+      });
+      if (step.kind === 'stop') return step.decision;
+      if (step.kind === 'continueAsNew') return 'continueAsNew';
+      if (step.kind === 'readBilling') {
+        const verdict = await readBilling(billingRead ? 'billing re-read' : `billing read (run ${s.run})`);
+        if (verdict.stop) return verdict.stop;
+      } else if (step.kind === 'renew') {
+        inbox = { ...inbox, renewNow: false };
+        const stop = await renew();
+        if (stop) return stop;
         s.renewals++;
-        if (s.renewals % settings.continueAsNewEvery === 0) return { kind: 'continueAsNew' };
+        renewedThisRun++;
+      } else {
+        await condition(
+          () => hasNews(inbox, workflowInfo().continueAsNewSuggested),
+          Math.max(1, step.untilMs - Date.now()),
+        );
       }
     }
   }
 
-  publish();
-  let outcome: LoopOutcome;
+  // --- the lifecycle -------------------------------------------------------------------------------------
+  publish(s, region);
+  let end: StopDecision | 'continueAsNew';
   try {
-    if (!input.carried) {
-      // A stop (or downgrade) during a long start cancels the start instead of waiting it out.
-      const provisioning = new CancellationScope();
-      condition(() => stopRequest !== undefined).then(
-        () => provisioning.cancel(),
-        () => undefined, // rejects only when the whole workflow is cancelled, which the catch below handles
-      );
-      try {
-        await provisioning.run(provision);
-      } catch (err) {
-        if (!(isCancellation(err) && stopRequest && !CancellationScope.current().consideredCancelled)) throw err;
-      }
-    }
-    outcome = await renewalLoop();
+    if (!input.carried) await provisionUnlessStopped();
+    end = await renewalLoop();
   } catch (err) {
     const cancelled = isCancellation(err);
-    const reason = cancelled
-      ? 'cancelled'
-      : err instanceof ApplicationFailure && err.type === 'NotEntitled'
-        ? 'not_entitled'
-        : failureReason(err);
-    (cancelled ? log.info : log.warn)('machine lifecycle ending early', { reason });
+    const type = err instanceof ApplicationFailure ? err.type : undefined;
+    const decision = earlyEnd({ cancelled, type: type ?? undefined, message: failureReason(err) });
+    (cancelled ? log.info : log.warn)('machine lifecycle ending early', { reason: decision.reason });
     // Compensation: whatever was created is destroyed, even when the workflow itself is being cancelled.
-    await CancellationScope.nonCancellable(() =>
-      teardown(reason, cancelled || reason === 'not_entitled' ? 'stopped' : 'error'),
-    );
+    await CancellationScope.nonCancellable(() => teardown(decision));
     finished = true;
     if (cancelled) throw err;
     return status();
   }
 
-  if (outcome.kind === 'continueAsNew') {
+  if (end === 'continueAsNew') {
     await condition(allHandlersFinished);
+    // Signals not yet acted on are not lost: the next run reads the stored billing state first.
     return continueAsNew<typeof machineLifecycle>({ ...input, region, carried: { ...s, run: s.run + 1 } });
   }
-  await teardown(outcome.reason, outcome.final);
+  await teardown(end);
   finished = true;
   await condition(allHandlersFinished);
   return status();

@@ -1,4 +1,5 @@
 import type { Activities, HealthReport, MachineSummary } from '../../activities';
+import type { BillingFacts } from '../../common/entitlement';
 
 /**
  * The machine workflow's activities with no Fly and no database behind them: every call answers at
@@ -17,8 +18,8 @@ export function stubActivities() {
   });
   const healthy = (): HealthReport => ({ ok: true, checkedAt: new Date().toISOString() });
   const stubs = {
-    async getEntitlement() {
-      return { tier: 'elite', entitled: true };
+    async syncBilling(): Promise<BillingFacts> {
+      return { profileTier: 'elite', profileTierChangedAt: '2026-01-01T00:00:00.000Z', account: null };
     },
     async recordTransition() {
       counts.transitions++;

@@ -1,0 +1,166 @@
+import { entitlement, instant, type BillingFacts, type Entitlement } from '../common/entitlement';
+import type { SignalledBillingEvent } from '../activities/store-activities';
+import type { StopRequest } from './contract';
+
+/**
+ * The decisions of `machineLifecycle`, as pure functions: what a message does, when to wake, what to
+ * do next, what billing and a renewal mean, how a run ends. The workflow only carries them out, so
+ * each rule is tested as inputs → outputs (lifecycle-rules.test.ts) without a server. Deterministic:
+ * no clock, no I/O; "now" is an argument.
+ */
+
+export type Final = 'stopped' | 'error';
+export interface StopDecision {
+  /** A reason code (workflows/README.md). */
+  reason: string;
+  final: Final;
+}
+
+/** Messages received and not yet acted on. */
+export interface Inbox {
+  /** The first stop request wins: a second one (say, a downgrade after the user's stop) changes nothing. */
+  stop?: StopRequest;
+  /** Billing events signalled since the last read: nudges to re-read the stored billing state. */
+  billing: SignalledBillingEvent[];
+  /** reconcileFleet found the machine gone: renew now instead of at the timer. */
+  renewNow: boolean;
+}
+
+export const emptyInbox = (): Inbox => ({ billing: [], renewNow: false });
+
+// --- what a message does ------------------------------------------------------------------------------
+
+export function onStop(inbox: Inbox, req: Partial<StopRequest>): Inbox {
+  if (inbox.stop) return inbox;
+  return { ...inbox, stop: { reason: req.reason ?? 'user_requested', requestedBy: req.requestedBy ?? 'user' } };
+}
+
+/** A billing signal queues its event for the next read; the same id twice is one. */
+export function onBillingEvent(inbox: Inbox, e: SignalledBillingEvent): Inbox {
+  if (inbox.billing.some((b) => b.eventId === e.eventId)) return inbox;
+  return { ...inbox, billing: [...inbox.billing, e].slice(-100) };
+}
+
+/** Only about the machine this run owns, and only while running: a restart in progress already handles it. */
+export function onMachineVanished(inbox: Inbox, vanishedId: string, own: { machineId?: string; state: string }): Inbox {
+  return vanishedId === own.machineId && own.state === 'running' ? { ...inbox, renewNow: true } : inbox;
+}
+
+// --- when to wake, what to do next ---------------------------------------------------------------------
+
+export interface Clock {
+  now: number;
+  /** When the last renewal (or the start) happened, ISO. */
+  lastRenewedAt: string;
+  renewalIntervalMs: number;
+  /** The stored grace end, while a payment is overdue. */
+  graceEndsAt: string | null;
+}
+
+/** The next renewal, or the end of the grace period if that comes first. */
+export function wakeAt(c: Clock): number {
+  const renewal = instant(c.lastRenewedAt) + c.renewalIntervalMs;
+  const grace = c.graceEndsAt ? instant(c.graceEndsAt) : Infinity;
+  return Math.min(renewal, grace);
+}
+
+export type Step =
+  | { kind: 'stop'; decision: StopDecision }
+  | { kind: 'readBilling' }
+  | { kind: 'renew' }
+  | { kind: 'continueAsNew' }
+  | { kind: 'wait'; untilMs: number };
+
+/**
+ * What the renewal loop does next. Order matters: a stop beats everything; billing is re-read (never
+ * decided from a signal's payload) before anything else; the grace end is a reason to re-read, not to
+ * stop — a recovery stored meanwhile must win over a lost signal.
+ */
+export function nextStep(
+  inbox: Inbox,
+  c: Clock,
+  run: {
+    /** Whether this run has read the stored billing state yet (a new run always does first). */
+    billingRead: boolean;
+    renewals: number;
+    renewedThisRun: number;
+    continueAsNewEvery: number;
+    continueAsNewSuggested: boolean;
+  },
+): Step {
+  if (inbox.stop) return { kind: 'stop', decision: { reason: inbox.stop.reason, final: 'stopped' } };
+  if (!run.billingRead || inbox.billing.length > 0) return { kind: 'readBilling' };
+  if (c.graceEndsAt && c.now >= instant(c.graceEndsAt)) return { kind: 'readBilling' };
+  if (run.continueAsNewSuggested) return { kind: 'continueAsNew' };
+  if (run.renewedThisRun > 0 && run.renewals % run.continueAsNewEvery === 0) return { kind: 'continueAsNew' };
+  if (inbox.renewNow || c.now >= instant(c.lastRenewedAt) + c.renewalIntervalMs) return { kind: 'renew' };
+  return { kind: 'wait', untilMs: wakeAt(c) };
+}
+
+/** Whether a message arrived that the loop must act on before its timer. */
+export const hasNews = (inbox: Inbox, continueAsNewSuggested: boolean) =>
+  !!inbox.stop || inbox.billing.length > 0 || inbox.renewNow || continueAsNewSuggested;
+
+// --- what billing means ----------------------------------------------------------------------------------
+
+export interface BillingVerdict {
+  entitlement: Entitlement;
+  /** Set when the machine must stop: `downgraded` or `payment_overdue`. */
+  stop?: StopDecision;
+  /** An audit line for a change the user should hear about (the grace period opened or closed). */
+  notice?: string;
+}
+
+/** What a fresh read of the stored billing state means for a machine that runs (or is about to). */
+export function billingVerdict(previous: Entitlement | undefined, facts: BillingFacts, now: number): BillingVerdict {
+  const e = entitlement(facts, now);
+  if (!e.entitled)
+    return {
+      entitlement: e,
+      stop: { reason: e.denied === 'payment_overdue' ? 'payment_overdue' : 'downgraded', final: 'stopped' },
+    };
+  const wasOverdue = previous?.paymentState === 'overdue';
+  if (e.paymentState === 'overdue' && (!wasOverdue || previous?.graceEndsAt !== e.graceEndsAt))
+    return { entitlement: e, notice: `payment_failed: grace until ${e.graceEndsAt}` };
+  if (wasOverdue && e.paymentState === 'ok') return { entitlement: e, notice: 'payment_recovered' };
+  return { entitlement: e };
+}
+
+/** At provisioning: a user who is not entitled gets no machine (reason `not_entitled`, or `payment_overdue`). */
+export function provisionVerdict(facts: BillingFacts, now: number): { entitlement: Entitlement; refuse?: string } {
+  const e = entitlement(facts, now);
+  if (e.entitled) return { entitlement: e };
+  return { entitlement: e, refuse: e.denied === 'payment_overdue' ? 'payment_overdue' : 'not_entitled' };
+}
+
+// --- what a renewal's health check means -----------------------------------------------------------------
+
+export type Repair =
+  { kind: 'healthy' } | { kind: 'replace' } | { kind: 'restart' } | { kind: 'give up'; decision: StopDecision };
+
+/**
+ * After a failed health check (or a failed repair attempt `attempt - 1`): replace a machine that is
+ * gone, restart a sick one, and after `maxRestarts` attempts stop with `error`.
+ */
+export function repairFor(health: { ok: boolean; reason?: string }, attempt: number, maxRestarts: number): Repair {
+  if (health.ok) return { kind: 'healthy' };
+  const reason = health.reason ?? 'unhealthy';
+  if (attempt > maxRestarts)
+    return {
+      kind: 'give up',
+      decision: { reason: `unhealthy after ${maxRestarts} restarts: ${reason}`, final: 'error' },
+    };
+  return reason === 'machine_gone' ? { kind: 'replace' } : { kind: 'restart' };
+}
+
+// --- how a run ends early --------------------------------------------------------------------------------
+
+/**
+ * A run that ends by an exception (cancelled from the UI, not entitled, a step out of retries): the
+ * reason recorded and whether that is a clean stop or an error.
+ */
+export function earlyEnd(err: { cancelled: boolean; type?: string; message: string }): StopDecision {
+  if (err.cancelled) return { reason: 'cancelled', final: 'stopped' };
+  if (err.type === 'NotEntitled') return { reason: err.message, final: 'stopped' };
+  return { reason: err.message, final: 'error' };
+}
