@@ -12,8 +12,10 @@ import {
   MachineStateSearchAttribute,
   UserIdSearchAttribute,
 } from '../common/search-attributes';
-import type { MachineStatus as RowStatus, ServiceStore } from '../store/types';
+import { entitlement } from '../common/entitlement';
+import type { BillingFacts, MachineStatus as RowStatus, ServiceStore } from '../store/types';
 import {
+  billingChangedSignal,
   durationMs,
   MACHINE_WORKFLOW_TYPE,
   TASK_QUEUE,
@@ -62,6 +64,8 @@ export interface FleetRow {
   machineId: string | null;
   workflowId: string | null;
   updatedAt: string;
+  /** The user's stored billing state (entitlement is decided from it by the plan). */
+  billing?: BillingFacts;
 }
 
 export interface DestroyAction {
@@ -85,6 +89,13 @@ export interface SignalAction {
   workflowId: string;
   userId: string;
   machineId: string;
+}
+/** A running workflow whose user the stored billing state no longer entitles: nudge it to re-read and stop. */
+export interface BillingNudgeAction {
+  workflowId: string;
+  userId: string;
+  /** Why, from entitlement(): e.g. "payment overdue since …, grace ended …". */
+  detail: string;
 }
 export interface ActionResult {
   done: boolean;
@@ -197,12 +208,15 @@ export const createReconcileActivities = (deps: ReconcileDeps) => {
   return {
     /** Every cloud_machines row (read before the workflows, so a row written by a new workflow has a visible workflow). */
     async listMachineRowsForReconcile(): Promise<FleetRow[]> {
-      return (await store.listMachines()).map((r) => ({
+      const rows = await store.listMachines();
+      const billing = await store.listBillingFacts(rows.map((r) => r.userId));
+      return rows.map((r) => ({
         userId: r.userId,
         status: r.status,
         machineId: r.machineId,
         workflowId: r.workflowId,
         updatedAt: r.updatedAt.toISOString(),
+        billing: billing.get(r.userId),
       }));
     },
 
@@ -347,6 +361,31 @@ export const createReconcileActivities = (deps: ReconcileDeps) => {
         await client.workflow
           .getHandle(a.workflowId)
           .signal(machineVanishedSignal, { machineId: a.machineId, reason: 'reconcile: not among live Fly machines' });
+      } catch (err) {
+        if (err instanceof WorkflowNotFoundError) return { done: false, outcome: 'skipped: the workflow ended' };
+        throw err;
+      }
+      return { done: true, outcome: 'signalled' };
+    },
+
+    /**
+     * A workflow running for a user whose stored billing says stop (its nudge was lost, say): audited, then
+     * signalled to re-read now rather than at its next renewal. Re-checks the billing state first.
+     */
+    async reconcileNudgeBilling(a: BillingNudgeAction): Promise<ActionResult> {
+      const { client } = temporal();
+      const now = entitlement(await store.getBillingFacts(a.userId), Date.now());
+      if (now.entitled) return { done: false, outcome: 'skipped: entitled again' };
+      const row = await store.getMachine(a.userId);
+      await record({
+        userId: a.userId,
+        status: row?.status ?? 'running',
+        reason: `reconcile: billing says stop (${now.detail}); signalled ${a.workflowId} to re-read`,
+        details: { reconcile: 'billing', denied: now.denied },
+        transitionId: `reconcile:billing:${a.workflowId}:${now.denied}:${now.graceEndsAt ?? now.tier}`,
+      });
+      try {
+        await client.workflow.getHandle(a.workflowId).signal(billingChangedSignal, { reason: 'reconcile' });
       } catch (err) {
         if (err instanceof WorkflowNotFoundError) return { done: false, outcome: 'skipped: the workflow ended' };
         throw err;

@@ -70,7 +70,7 @@ describe('billing state is the user’s, not a run’s (real Temporal, Postgres,
     // The dodge: stop, then start again before the grace period ends.
     await stopAndWait(token);
     expect((await api.call('POST', '/v1/machines', { token })).status).toBe(202);
-    const again = await api.waitForStatus(token, (s) => s.state === 'running' && s.source === 'workflow');
+    const again = await api.waitForStatus(token, (s) => s.state === 'running');
     expect(again).toMatchObject({ paymentState: 'overdue', paymentGraceEndsAt: graceEnd });
 
     // The new run stops the machine when the original grace period ends, not a fresh one later.
@@ -200,7 +200,7 @@ describe('billing state is the user’s, not a run’s (real Temporal, Postgres,
     expect((await api.call('POST', '/v1/machines', { token: a.token })).status).toBe(402);
     const recovered = await send(event(a.userId, 'payment.recovered'));
     expect(recovered.json).toMatchObject({ status: 'applied', delivered: false, restarted: true });
-    const back = await api.waitForStatus(a.token, (s) => s.state === 'running' && s.source === 'workflow');
+    const back = await api.waitForStatus(a.token, (s) => s.state === 'running');
     expect(back).toMatchObject({ region: a.status.region, paymentState: 'ok', entitled: true });
 
     // The user stopped it during the grace period: recovery leaves it stopped.

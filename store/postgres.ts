@@ -196,6 +196,10 @@ export function createPostgresStore(
     async getBillingFacts(userId) {
       return toBillingFacts(await one('select public.billing_facts($1) as f', [userId], (r) => r.f));
     },
+    async listBillingFacts(userIds) {
+      const { rows } = await pool.query('select user_id, facts from public.billing_facts_many($1::uuid[])', [userIds]);
+      return new Map(rows.map((r: Row) => [r.user_id as string, toBillingFacts(r.facts)]));
+    },
     asUser(userId) {
       return createPostgresUserStore(pool, userId);
     },

@@ -93,6 +93,10 @@ export function createSupabaseStore(opts: { url: string; serviceKey: string; fet
     async getBillingFacts(userId) {
       return toBillingFacts(check('billing_facts', await db.rpc('billing_facts', { p_user_id: userId })));
     },
+    async listBillingFacts(userIds) {
+      const rows = check('billing_facts_many', await db.rpc('billing_facts_many', { p_user_ids: userIds })) as Row[];
+      return new Map((rows ?? []).map((r) => [r.user_id as string, toBillingFacts(r.facts)]));
+    },
     async close() {
       await db.removeAllChannels();
     },

@@ -146,5 +146,7 @@ export interface ServiceStore {
   applyBillingEvent(e: BillingEventInput): Promise<BillingEventOutcome>;
   /** The app's tier and the billing account: everything `entitlement()` needs. */
   getBillingFacts(userId: string): Promise<BillingFacts>;
+  /** The same for many users in one round trip, keyed by user id. */
+  listBillingFacts(userIds: string[]): Promise<Map<string, BillingFacts>>;
   close(): Promise<void>;
 }

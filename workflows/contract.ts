@@ -118,6 +118,8 @@ export interface MachineVanished {
 }
 /** A signal from reconcileFleet: the workflow renews at once (and replaces a gone machine) instead of at its next timer. */
 export const machineVanishedSignal = defineSignal<[MachineVanished]>('machineVanished');
+/** A nudge without an event (reconcileFleet found billing says stop): re-read the stored billing state now. */
+export const billingChangedSignal = defineSignal<[{ reason: string }]>('billingChanged');
 export const statusQuery = defineQuery<MachineStatus>('status');
 /** An update, for callers that want to wait until the machine is really stopped. */
 export const stopUpdate = defineUpdate<MachineStatus, [StopRequest]>('stop');

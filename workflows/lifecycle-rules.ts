@@ -22,11 +22,13 @@ export interface Inbox {
   stop?: StopRequest;
   /** Billing events signalled since the last read: nudges to re-read the stored billing state. */
   billing: SignalledBillingEvent[];
+  /** A nudge with no event (billingChanged): re-read the stored billing state. */
+  recheck: boolean;
   /** reconcileFleet found the machine gone: renew now instead of at the timer. */
   renewNow: boolean;
 }
 
-export const emptyInbox = (): Inbox => ({ billing: [], renewNow: false });
+export const emptyInbox = (): Inbox => ({ billing: [], recheck: false, renewNow: false });
 
 // --- what a message does ------------------------------------------------------------------------------
 
@@ -89,7 +91,7 @@ export function nextStep(
   },
 ): Step {
   if (inbox.stop) return { kind: 'stop', decision: { reason: inbox.stop.reason, final: 'stopped' } };
-  if (!run.billingRead || inbox.billing.length > 0) return { kind: 'readBilling' };
+  if (!run.billingRead || inbox.billing.length > 0 || inbox.recheck) return { kind: 'readBilling' };
   if (c.graceEndsAt && c.now >= instant(c.graceEndsAt)) return { kind: 'readBilling' };
   if (run.continueAsNewSuggested) return { kind: 'continueAsNew' };
   if (run.renewedThisRun > 0 && run.renewals % run.continueAsNewEvery === 0) return { kind: 'continueAsNew' };
@@ -99,7 +101,7 @@ export function nextStep(
 
 /** Whether a message arrived that the loop must act on before its timer. */
 export const hasNews = (inbox: Inbox, continueAsNewSuggested: boolean) =>
-  !!inbox.stop || inbox.billing.length > 0 || inbox.renewNow || continueAsNewSuggested;
+  !!inbox.stop || inbox.billing.length > 0 || inbox.recheck || inbox.renewNow || continueAsNewSuggested;
 
 // --- what billing means ----------------------------------------------------------------------------------
 
@@ -124,6 +126,13 @@ export function billingVerdict(previous: Entitlement | undefined, facts: Billing
     return { entitlement: e, notice: `payment_failed: grace until ${e.graceEndsAt}` };
   if (wasOverdue && e.paymentState === 'ok') return { entitlement: e, notice: 'payment_recovered' };
   return { entitlement: e };
+}
+
+/** During a start: the stop a fresh read of billing calls for, if any (the start is then cancelled). */
+export function stopDuringStart(facts: BillingFacts, now: number): StopRequest | undefined {
+  const e = entitlement(facts, now);
+  if (e.entitled) return undefined;
+  return { reason: e.denied === 'payment_overdue' ? 'payment_overdue' : 'downgraded', requestedBy: 'billing' };
 }
 
 /** At provisioning: a user who is not entitled gets no machine (reason `not_entitled`, or `payment_overdue`). */

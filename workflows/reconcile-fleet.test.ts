@@ -163,6 +163,29 @@ describe('reconcileFleet on the real dev server and fly-local', () => {
     await handle.executeUpdate(stopUpdate, { args: [{ reason: 'done', requestedBy: 'test' }] });
   });
 
+  test('billing that says stop behind the workflow’s back (a lost nudge): reconcile nudges, the workflow stops', async () => {
+    const userId = await stack.db.createUser('elite');
+    const { handle } = await startMachine(userId);
+    // The webhook applied an overdue payment whose grace is over, and its nudge never arrived.
+    await stack.db.pool.query(
+      `insert into billing_accounts (user_id, payment_state, overdue_since, grace_ends_at, last_payment_event_at)
+       values ($1, 'overdue', now() - interval '4 days', now() - interval '1 day', now() - interval '4 days')`,
+      [userId],
+    );
+    const report = await reconcile(0);
+    expect(report.nudged).toEqual([
+      {
+        workflowId: machineWorkflowId(userId),
+        userId,
+        detail: expect.stringMatching(/^payment overdue since .*, grace ended/),
+      },
+    ]);
+    expect(await handle.result()).toMatchObject({ state: 'stopped', reason: 'payment_overdue' });
+    expect(await liveMachinesOf(stack.fly, userId)).toEqual([]);
+    const reasons = (await stack.db.store.listMachineEvents(userId)).map((e) => e.reason);
+    expect(reasons).toContainEqual(expect.stringMatching(/^reconcile: billing says stop \(payment overdue since/));
+  });
+
   test('the schedule is created once and updated after (idempotent at every worker start)', async () => {
     const opts = { taskQueue, interval: '5 minutes', minMachineAgeSeconds: 600 };
     const first = await ensureReconcileSchedule(server.client, opts);
@@ -207,7 +230,7 @@ describe('planReconcile (pure)', () => {
       now,
       60,
     );
-    expect(plan).toEqual({ destroy: [], repair: [], signal: [] });
+    expect(plan).toEqual({ destroy: [], repair: [], signal: [], nudge: [] });
   });
 
   test('orphans, duplicates, stale rows and vanished machines', () => {
@@ -232,5 +255,58 @@ describe('planReconcile (pure)', () => {
     ]);
     expect(plan.repair).toEqual([{ userId: 'u4', from: 'starting', seenUpdatedAt: old, kind: 'ended' }]);
     expect(plan.signal).toEqual([{ workflowId: 'machine-u3', userId: 'u3', machineId: 'zz' }]);
+    expect(plan.nudge).toEqual([]);
+  });
+
+  test('a running workflow whose stored billing no longer entitles its user is nudged; others are not', () => {
+    const paid = { profileTier: 'elite', profileTierChangedAt: old, account: null };
+    const overdue = (graceEndsAt: string) => ({
+      ...paid,
+      account: {
+        tier: null,
+        tierChangedAt: null,
+        paymentState: 'overdue' as const,
+        overdueSince: old,
+        graceEndsAt,
+        lastPaymentEventAt: old,
+      },
+    });
+    const row = (userId: string, billing: ReturnType<typeof overdue> | typeof paid) => ({
+      userId,
+      status: 'running' as const,
+      machineId: `m-${userId}`,
+      workflowId: `machine-${userId}`,
+      updatedAt: old,
+      billing,
+    });
+    const plan = planReconcile(
+      {
+        rows: [
+          row('paid', paid),
+          row('in-grace', overdue('2026-01-02T00:00:00Z')),
+          row('grace-over', overdue('2026-01-01T11:30:00Z')),
+          row('downgraded', { ...paid, profileTier: 'free' }),
+          row('starting', { ...paid, profileTier: 'free' }),
+        ],
+        machines: ['paid', 'in-grace', 'grace-over', 'downgraded', 'starting'].map((u) => machine(`m-${u}`, u)),
+        workflows: ['paid', 'in-grace', 'grace-over', 'downgraded']
+          .map((u) => wf(u, { state: 'running', machineId: `m-${u}`, since: old }))
+          .concat(wf('starting', { state: 'starting', machineId: 'm-starting', since: old })),
+      },
+      now,
+      60,
+    );
+    expect(plan.nudge).toEqual([
+      {
+        workflowId: 'machine-grace-over',
+        userId: 'grace-over',
+        detail: 'payment overdue since 2026-01-01T11:00:00.000Z, grace ended 2026-01-01T11:30:00.000Z',
+      },
+      {
+        workflowId: 'machine-downgraded',
+        userId: 'downgraded',
+        detail: 'a cloud machine needs the elite tier; your tier is free',
+      },
+    ]);
   });
 });

@@ -1,7 +1,9 @@
 import { log, proxyActivities, setCurrentDetails } from '@temporalio/workflow';
 import type { Activities } from '../activities';
+import { entitlement } from '../common/entitlement';
 import type {
   ActionResult,
+  BillingNudgeAction,
   DestroyAction,
   FleetMachine,
   FleetRow,
@@ -25,6 +27,8 @@ export interface ReconcileReport {
   destroyed: (DestroyAction & { outcome: string })[];
   repaired: { userId: string; from: string; to: string }[];
   signalled: SignalAction[];
+  /** Workflows told to re-read billing because the stored state no longer entitles their user. */
+  nudged: BillingNudgeAction[];
   /** Planned actions the re-check right before acting called off (the fleet moved meanwhile). */
   skipped: { action: string; target: string; outcome: string }[];
 }
@@ -33,6 +37,7 @@ export interface ReconcilePlan {
   destroy: DestroyAction[];
   repair: RepairAction[];
   signal: SignalAction[];
+  nudge: BillingNudgeAction[];
 }
 
 const ACTIVE_ROW = new Set(['provisioning', 'starting', 'running', 'stopping']);
@@ -50,7 +55,8 @@ export function planReconcile(
   const oldEnough = (iso: string | null) => iso === null || now - Date.parse(iso) >= minAgeSeconds * 1000;
   const workflowOf = new Map(snapshot.workflows.map((w) => [w.userId, w]));
   const liveIds = new Set(snapshot.machines.map((m) => m.id));
-  const plan: ReconcilePlan = { destroy: [], repair: [], signal: [] };
+  const plan: ReconcilePlan = { destroy: [], repair: [], signal: [], nudge: [] };
+  const billingOf = new Map(snapshot.rows.map((r) => [r.userId, r.billing]));
 
   for (const m of snapshot.machines) {
     if (!oldEnough(m.createdAt)) continue;
@@ -85,6 +91,11 @@ export function planReconcile(
     const s = wf.status;
     if (s?.state === 'running' && s.machineId && !liveIds.has(s.machineId) && oldEnough(s.since))
       plan.signal.push({ workflowId: wf.workflowId, userId: wf.userId, machineId: s.machineId });
+    // Entitlement is decided here exactly as the API and the workflow decide it (common/entitlement.ts).
+    const billing = billingOf.get(wf.userId);
+    const e = billing && entitlement(billing, now);
+    if (s?.state === 'running' && e && !e.entitled)
+      plan.nudge.push({ workflowId: wf.workflowId, userId: wf.userId, detail: e.detail });
   }
   return plan;
 }
@@ -110,7 +121,8 @@ const act = proxyActivities<Activities>({
  * The fleet's safety net, run by a Schedule (`reconcile-fleet`, overlap SKIP): lists rows, Fly
  * machines and running machine workflows (in that order: whatever a newer workflow created is too
  * young to touch), then destroys machines no running workflow owns, repairs rows that disagree,
- * and signals workflows whose machine vanished. Every action is idempotent and audited.
+ * signals workflows whose machine vanished, and nudges those whose user billing no longer entitles.
+ * Every action is idempotent and audited.
  */
 export async function reconcileFleet(input: ReconcileInput = {}): Promise<ReconcileReport> {
   const minAge = input.minMachineAgeSeconds ?? 600;
@@ -125,6 +137,7 @@ export async function reconcileFleet(input: ReconcileInput = {}): Promise<Reconc
     destroyed: [],
     repaired: [],
     signalled: [],
+    nudged: [],
     skipped: [],
   };
   const skip = (action: string, target: string, r: ActionResult) =>
@@ -147,9 +160,16 @@ export async function reconcileFleet(input: ReconcileInput = {}): Promise<Reconc
     else skip('signal', a.workflowId, r);
   }
 
+  for (const a of plan.nudge) {
+    const r = await act.reconcileNudgeBilling(a);
+    if (r.done) report.nudged.push(a);
+    else skip('nudge', a.workflowId, r);
+  }
+
   const summary =
     `seen ${machines.length} machines, ${workflows.length} workflows, ${rows.length} rows; ` +
-    `destroyed ${report.destroyed.length}, repaired ${report.repaired.length}, signalled ${report.signalled.length}`;
+    `destroyed ${report.destroyed.length}, repaired ${report.repaired.length}, signalled ${report.signalled.length}, ` +
+    `nudged ${report.nudged.length}`;
   setCurrentDetails(summary);
   log.info('reconcile done', { ...report, destroyed: report.destroyed.length, skipped: report.skipped.length });
   return report;

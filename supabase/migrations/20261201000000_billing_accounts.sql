@@ -161,6 +161,15 @@ as $$
   left join public.billing_accounts b on b.user_id = u.id
 $$;
 
+-- The same for many users at once (reconcileFleet checks every machine's user in one query).
+create or replace function public.billing_facts_many(p_user_ids uuid[]) returns table (user_id uuid, facts jsonb)
+  language sql
+  stable
+  set search_path = public
+as $$
+  select u.id, public.billing_facts(u.id) from unnest(p_user_ids) as u(id)
+$$;
+
 alter table public.billing_accounts enable row level security;
 drop policy if exists billing_accounts_select_own on public.billing_accounts;
 create policy billing_accounts_select_own on public.billing_accounts for select to authenticated
@@ -171,6 +180,8 @@ grant select on public.billing_accounts to authenticated;
 grant all on public.billing_accounts to service_role;
 revoke execute on function public.apply_billing_event from public, anon, authenticated;
 revoke execute on function public.billing_facts from public, anon, authenticated;
+revoke execute on function public.billing_facts_many from public, anon, authenticated;
 revoke execute on function public.profiles_touch_tier_changed_at from public, anon, authenticated;
 grant execute on function public.apply_billing_event to service_role;
 grant execute on function public.billing_facts to service_role;
+grant execute on function public.billing_facts_many to service_role;
