@@ -90,6 +90,98 @@ describe('the Postgres store', () => {
     expect(rows).toEqual([{ payload: { id: 'evt_123' } }]);
   });
 
+  describe('billing events: recorded and applied in one transaction, newer instant wins', () => {
+    const DAY = 86_400_000;
+    const apply = (userId: string, type: 'tier.changed' | 'payment.failed' | 'payment.recovered', at: string, o = {}) =>
+      db.store.applyBillingEvent({
+        id: `evt_${Math.random().toString(36).slice(2)}`,
+        type,
+        userId,
+        occurredAt: at,
+        payload: {},
+        gracePeriodMs: 3 * DAY,
+        ...o,
+      });
+
+    test('a failure opens the grace period once; a later one does not extend it; recovery closes it', async () => {
+      const user = await db.createUser();
+      expect(await apply(user, 'payment.failed', '2026-12-01T10:00:00Z')).toEqual({
+        outcome: 'applied',
+        detail: 'payment overdue; grace period ends 2026-12-04T10:00:00.000Z',
+      });
+      expect(await apply(user, 'payment.failed', '2026-12-02T10:00:00Z')).toEqual({
+        outcome: 'applied',
+        detail: 'payment still overdue; grace period unchanged, ends 2026-12-04T10:00:00.000Z',
+      });
+      expect((await db.store.getBillingFacts(user)).account).toMatchObject({
+        paymentState: 'overdue',
+        overdueSince: '2026-12-01T10:00:00.000Z',
+        graceEndsAt: '2026-12-04T10:00:00.000Z',
+        lastPaymentEventAt: '2026-12-02T10:00:00.000Z',
+      });
+      expect(await apply(user, 'payment.recovered', '2026-12-03T10:00:00Z')).toMatchObject({ outcome: 'applied' });
+      expect((await db.store.getBillingFacts(user)).account).toMatchObject({ paymentState: 'ok', graceEndsAt: null });
+    });
+
+    test('older events and duplicate ids change nothing and say so; instants compare across offsets', async () => {
+      const user = await db.createUser();
+      await apply(user, 'payment.recovered', '2026-12-01T09:30:00Z');
+      // 10:00+02:00 is 08:00Z: older, though it sorts after 09:30Z as a string.
+      expect(await apply(user, 'payment.failed', '2026-12-01T10:00:00+02:00')).toEqual({
+        outcome: 'ignored',
+        detail: 'older than the payment event already applied (at 2026-12-01T09:30:00.000Z)',
+      });
+      const first = await apply(user, 'tier.changed', '2026-12-01T09:30:00.250Z', { tier: 'pro', id: 'evt_tier_1' });
+      expect(first).toEqual({ outcome: 'applied', detail: 'tier pro' });
+      expect(await apply(user, 'tier.changed', '2026-12-01T12:00:00Z', { tier: 'free', id: 'evt_tier_1' })).toEqual({
+        outcome: 'duplicate',
+        detail: expect.stringMatching(/^event evt_tier_1 was received at .* \(applied: tier pro\); nothing changed$/),
+      });
+      // Without milliseconds: 09:30:00Z is before 09:30:00.250Z.
+      expect(await apply(user, 'tier.changed', '2026-12-01T09:30:00Z', { tier: 'elite' })).toMatchObject({
+        outcome: 'ignored',
+      });
+      expect((await db.store.getBillingFacts(user)).account).toMatchObject({
+        tier: 'pro',
+        tierChangedAt: '2026-12-01T09:30:00.250Z',
+        paymentState: 'ok',
+      });
+      const { rows } = await db.pool.query(
+        'select outcome, count(*)::int as n from webhook_events where user_id = $1 group by outcome order by outcome',
+        [user],
+      );
+      expect(rows).toEqual([
+        { outcome: 'applied', n: 2 },
+        { outcome: 'ignored', n: 2 },
+      ]);
+    });
+
+    test('an unknown user is recorded and ignored; 20 concurrent deliveries of one id apply once', async () => {
+      expect(await apply('00000000-0000-4000-8000-000000000001', 'payment.failed', '2026-12-01T00:00:00Z')).toEqual({
+        outcome: 'ignored',
+        detail: 'no such user',
+      });
+      const user = await db.createUser();
+      const results = await Promise.all(
+        Array.from({ length: 20 }, () => apply(user, 'payment.failed', '2026-12-01T00:00:00Z', { id: 'evt_once' })),
+      );
+      expect(results.map((r) => r.outcome).sort()).toEqual(['applied', ...Array(19).fill('duplicate')]);
+    });
+
+    test('the app changing the tier stamps when; billing facts for many users in one query', async () => {
+      const user = await db.createUser('free');
+      const before = (await db.store.getBillingFacts(user)).profileTierChangedAt!;
+      await db.pool.query(`update profiles set subscription_tier = 'elite' where id = $1`, [user]);
+      const after = await db.store.getBillingFacts(user);
+      expect(after.profileTier).toBe('elite');
+      expect(Date.parse(after.profileTierChangedAt!)).toBeGreaterThanOrEqual(Date.parse(before));
+      const none = '00000000-0000-4000-8000-000000000002';
+      const many = await db.store.listBillingFacts([user, none]);
+      expect(many.get(user)).toEqual(after);
+      expect(many.get(none)).toEqual({ profileTier: null, profileTierChangedAt: null, account: null });
+    });
+  });
+
   test('acting as a user: lists only their traders and inserts a signal exactly once', async () => {
     const user = await db.createUser();
     const other = await db.createUser();

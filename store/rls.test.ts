@@ -26,7 +26,15 @@ async function as(
   }
 }
 
-const tables = ['profiles', 'cloud_machines', 'traders', 'signals', 'machine_events', 'webhook_events'] as const;
+const tables = [
+  'profiles',
+  'cloud_machines',
+  'traders',
+  'signals',
+  'machine_events',
+  'webhook_events',
+  'billing_accounts',
+] as const;
 
 describe('row-level security on real Postgres', () => {
   let db: TestDatabase;
@@ -56,6 +64,14 @@ describe('row-level security on real Postgres', () => {
         [user, traderId],
       );
       await db.store.recordWebhookEvent({ id: randomUUID(), type: 'tier.changed', userId: user, payload: {} });
+      await db.store.applyBillingEvent({
+        id: randomUUID(),
+        type: 'payment.failed',
+        userId: user,
+        occurredAt: new Date().toISOString(),
+        payload: {},
+        gracePeriodMs: 60_000,
+      });
     }
   });
   afterAll(() => db.drop());
@@ -127,6 +143,30 @@ describe('row-level security on real Postgres', () => {
     await expect(as(db, 'authenticated', a, `select record_machine_transition($1, 'running')`, [a])).rejects.toThrow(
       /permission denied/,
     );
+  });
+
+  test('user A cannot clear their own overdue payment, nor apply a billing event, nor read anyone’s billing facts', async () => {
+    await expect(
+      as(db, 'authenticated', a, `update billing_accounts set payment_state = 'ok', grace_ends_at = null`),
+    ).rejects.toThrow(/permission denied/);
+    await expect(as(db, 'authenticated', a, `delete from billing_accounts`)).rejects.toThrow(/permission denied/);
+    await expect(
+      as(db, 'authenticated', a, `insert into billing_accounts (user_id) values ($1)`, [randomUUID()]),
+    ).rejects.toThrow(/permission denied/);
+    await expect(
+      as(
+        db,
+        'authenticated',
+        a,
+        `select apply_billing_event('forged', 'payment.recovered', $1, now(), null, '{}', '1 day')`,
+        [a],
+      ),
+    ).rejects.toThrow(/permission denied/);
+    await expect(as(db, 'authenticated', a, `select billing_facts($1)`, [b])).rejects.toThrow(/permission denied/);
+    // The app's tier is not theirs to stamp either.
+    await expect(
+      as(db, 'authenticated', a, `update profiles set subscription_tier_changed_at = now() + interval '1 year'`),
+    ).rejects.toThrow(/permission denied/);
   });
 
   test.each(tables)('anon reads nothing from %s', async (table) => {

@@ -115,6 +115,65 @@ describe('Supabase adapter (request shapes against a local PostgREST stand-in)',
     expect(seen[2]?.query.get('status')).toBe('in.(running,starting)');
   });
 
+  test('service store: billing events and facts go through their rpcs (one round trip each)', async () => {
+    reply = (s) => {
+      if (s.path.endsWith('/rpc/apply_billing_event'))
+        return { status: 200, body: { outcome: 'applied', detail: 'tier elite' } };
+      if (s.path.endsWith('/rpc/billing_facts_many'))
+        return {
+          status: 200,
+          body: [{ user_id: 'u1', facts: { profileTier: 'pro', profileTierChangedAt: null, account: null } }],
+        };
+      return {
+        status: 200,
+        body: {
+          profileTier: 'pro',
+          profileTierChangedAt: '2026-01-01T00:00:00+00:00',
+          account: {
+            tier: 'elite',
+            tierChangedAt: '2026-02-01T00:00:00.123456+00:00',
+            paymentState: 'ok',
+            overdueSince: null,
+            graceEndsAt: null,
+            lastPaymentEventAt: null,
+          },
+        },
+      };
+    };
+    const store = createSupabaseStore({ url, serviceKey: 'k' });
+    const outcome = await store.applyBillingEvent({
+      id: 'evt_9',
+      type: 'tier.changed',
+      userId: 'u1',
+      occurredAt: '2026-02-01T00:00:00+01:00',
+      tier: 'elite',
+      payload: { id: 'evt_9' },
+      gracePeriodMs: 259_200_000,
+    });
+    expect(outcome).toEqual({ outcome: 'applied', detail: 'tier elite' });
+    expect(seen[0]?.path).toBe('/rest/v1/rpc/apply_billing_event');
+    expect(seen[0]?.body).toEqual({
+      p_id: 'evt_9',
+      p_type: 'tier.changed',
+      p_user_id: 'u1',
+      p_occurred_at: '2026-02-01T00:00:00+01:00',
+      p_tier: 'elite',
+      p_payload: { id: 'evt_9' },
+      p_grace_period: '259200000 milliseconds',
+    });
+
+    expect(await store.getBillingFacts('u1')).toEqual({
+      profileTier: 'pro',
+      profileTierChangedAt: '2026-01-01T00:00:00.000Z',
+      account: expect.objectContaining({ tier: 'elite', tierChangedAt: '2026-02-01T00:00:00.123Z' }),
+    });
+    expect(seen[1]).toMatchObject({ path: '/rest/v1/rpc/billing_facts', body: { p_user_id: 'u1' } });
+
+    const many = await store.listBillingFacts(['u1']);
+    expect(many.get('u1')).toMatchObject({ profileTier: 'pro' });
+    expect(seen[2]).toMatchObject({ path: '/rest/v1/rpc/billing_facts_many', body: { p_user_ids: ['u1'] } });
+  });
+
   test('user store: authenticates with the user token (not a service key) and inserts signals with on-conflict-ignore', async () => {
     reply = (s) => (s.method === 'POST' ? { status: 201, body: [] } : { status: 200, body: [] });
     let token = 'user-token-1';

@@ -76,7 +76,10 @@ import { createCloudExecutionClient } from '../../client/index';
     const grace = $('grace');
     grace.hidden = !(s && s.paymentGraceEndsAt);
     if (s && s.paymentGraceEndsAt)
-      grace.textContent = `Payment overdue: your machine keeps running until ${fmtDateTime(s.paymentGraceEndsAt)}. Update your payment method to keep it.`;
+      grace.textContent =
+        Date.parse(s.paymentGraceEndsAt) > Date.now()
+          ? `Payment overdue: your machine keeps running until ${fmtDateTime(s.paymentGraceEndsAt)}. Update your payment method to keep it.`
+          : `Payment overdue since ${fmtDateTime(s.paymentOverdueSince)}: the grace period ended ${fmtDateTime(s.paymentGraceEndsAt)}. Once the payment goes through, a machine stopped for it starts again by itself.`;
 
     const list = $('timeline');
     list.replaceChildren();
