@@ -11,7 +11,7 @@ import { quietTemporalLogs } from '../test/temporal';
  */
 
 export interface AbuseCase {
-  group: 'token' | 'webhook' | 'stream';
+  group: 'token' | 'webhook' | 'billing' | 'stream';
   name: string;
   request: string;
   expected: string;
@@ -134,7 +134,7 @@ export async function runAbuseCases(api: ApiStack): Promise<AbuseCase[]> {
       'webhook',
       'replayed',
       'the same signed event id twice',
-      '200 recorded, then 200 duplicate',
+      '200 applied, then 200 duplicate',
       `${s(first)}, then ${s(second)}`,
     );
   }
@@ -164,6 +164,49 @@ export async function runAbuseCases(api: ApiStack): Promise<AbuseCase[]> {
     });
     const r = await hook(body, signWebhook(TEST_WEBHOOK_SECRET, body));
     add('webhook', 'huge body', '200 KB body, correctly signed', '413', r.text);
+  }
+
+  // --- billing: events that must not be able to stop a paying user, or keep an unpaid one running ---
+  const signed = (e: Record<string, unknown>) => {
+    const body = JSON.stringify({ id: `evt-${e.type as string}-${Math.random().toString(36).slice(2)}`, ...e });
+    return hook(body, signWebhook(TEST_WEBHOOK_SECRET, body));
+  };
+  const outcome = (r: Awaited<ReturnType<typeof hook>>) => `${r.res.status} ${String(r.res.json?.status ?? '')}`;
+  {
+    const r = await signed({ type: 'tier.changed', userId: a, occurredAt: '2019-06-01T00:00:00Z', tier: 'free' });
+    await new Promise((ok) => setTimeout(ok, 1000)); // the nudge has been read by then
+    const after = await api.waitForStatus(tokenA, () => true);
+    add(
+      'billing',
+      'ancient downgrade',
+      'tier.changed to free, occurredAt 2019, for A (elite profile changed since)',
+      '200 applied; A running',
+      `${outcome(r)}; A ${after.state}`,
+    );
+  }
+  {
+    const t = Date.now();
+    await signed({ type: 'payment.recovered', userId: b, occurredAt: new Date(t).toISOString() });
+    // 30 minutes before the recovery, written in +02:00: sorts after it as a string.
+    const earlier = new Date(t - 30 * 60_000 + 2 * 3600_000).toISOString().replace(/\.\d+Z$/, '+02:00');
+    const r = await signed({ type: 'payment.failed', userId: b, occurredAt: earlier });
+    add(
+      'billing',
+      'older event, other offset',
+      `payment.failed at ${earlier}, after a later recovery`,
+      '200 ignored',
+      outcome(r),
+    );
+  }
+  {
+    const c = await api.createUser('elite');
+    await signed({
+      type: 'payment.failed',
+      userId: c,
+      occurredAt: new Date(Date.now() - 30 * 86_400_000).toISOString(),
+    });
+    const r = await status('POST', '/v1/machines', { token: await api.token(c) });
+    add('billing', 'grace period over', 'POST /v1/machines by a user whose payment failed 30 days ago', '402', r.text);
   }
 
   // --- stream ---------------------------------------------------------------------------------
