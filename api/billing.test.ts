@@ -47,13 +47,6 @@ describe('billing state is the user’s, not a run’s (real Temporal, Postgres,
     occurredAt: typeof occurredAt === 'number' ? new Date(occurredAt).toISOString() : occurredAt,
     ...extra,
   });
-  async function runningUser() {
-    const userId = await api.createUser('elite');
-    const token = await api.token(userId);
-    expect((await api.call('POST', '/v1/machines', { token })).status).toBe(202);
-    const status = await api.waitForStatus(token, (s) => s.state === 'running');
-    return { userId, token, status };
-  }
   const stopAndWait = async (token: string) => {
     expect((await api.call('POST', '/v1/machines/me/stop', { token })).status).toBe(202);
     return api.waitForStatus(token, (s) => s.state === 'stopped');
@@ -61,7 +54,7 @@ describe('billing state is the user’s, not a run’s (real Temporal, Postgres,
   const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
   test('stop + start during the grace period keeps the original grace end; after it, the machine stops and provision is 402', async () => {
-    const { userId, token } = await runningUser();
+    const { userId, token } = await api.runningUser();
     const failedAt = Date.now();
     const graceEnd = new Date(failedAt + GRACE_MS).toISOString();
     expect((await send(event(userId, 'payment.failed', failedAt))).json).toMatchObject({ status: 'applied' });
@@ -88,7 +81,7 @@ describe('billing state is the user’s, not a run’s (real Temporal, Postgres,
   });
 
   test('a replayed old payment.failed after recovery changes nothing, even in a later run', async () => {
-    const { userId, token } = await runningUser();
+    const { userId, token } = await api.runningUser();
     const t0 = Date.now();
     const failed = event(userId, 'payment.failed', t0);
     expect((await send(failed)).json).toMatchObject({ status: 'applied' });
@@ -113,7 +106,7 @@ describe('billing state is the user’s, not a run’s (real Temporal, Postgres,
   });
 
   test('an ancient downgrade is ignored when the stored state is newer (profile or account)', async () => {
-    const { userId, token, status } = await runningUser();
+    const { userId, token, status } = await api.runningUser();
     // Older than the profile the app changed at sign-up: the profile wins.
     const ancient = await send(event(userId, 'tier.changed', '2019-06-01T00:00:00Z', { tier: 'free' }));
     expect(ancient.json).toMatchObject({ status: 'applied', delivered: true });
@@ -142,7 +135,7 @@ describe('billing state is the user’s, not a run’s (real Temporal, Postgres,
   });
 
   test('offset and millisecond-less timestamps are ordered as instants, not as strings', async () => {
-    const { userId, token } = await runningUser();
+    const { userId, token } = await api.runningUser();
     // A whole second just ahead, so the grace period a failure opens has not ended while we look.
     const t = Math.ceil(Date.now() / 1000) * 1000 + 1000;
     // Recovered at t (UTC, no milliseconds); a failure 30 min earlier written in +02:00 sorts after it as a string.
@@ -171,7 +164,7 @@ describe('billing state is the user’s, not a run’s (real Temporal, Postgres,
   });
 
   test('the same event delivered 20 times at once: one row, one effect', async () => {
-    const { userId, token } = await runningUser();
+    const { userId, token } = await api.runningUser();
     const failed = event(userId, 'payment.failed');
     const answers = await Promise.all(Array.from({ length: 20 }, () => send(failed)));
     expect(answers.map((a) => a.status)).toEqual(Array(20).fill(200));
@@ -194,7 +187,7 @@ describe('billing state is the user’s, not a run’s (real Temporal, Postgres,
 
   test('a machine billing stopped starts again when the payment recovers; one the user stopped does not', async () => {
     // Billing stopped it: a failure whose grace period is almost over.
-    const a = await runningUser();
+    const a = await api.runningUser();
     await send(event(a.userId, 'payment.failed', Date.now() - GRACE_MS + 1_000));
     await api.waitForStatus(a.token, (s) => s.state === 'stopped' && s.reason === 'payment_overdue');
     expect((await api.call('POST', '/v1/machines', { token: a.token })).status).toBe(402);
@@ -204,7 +197,7 @@ describe('billing state is the user’s, not a run’s (real Temporal, Postgres,
     expect(back).toMatchObject({ region: a.status.region, paymentState: 'ok', entitled: true });
 
     // The user stopped it during the grace period: recovery leaves it stopped.
-    const b = await runningUser();
+    const b = await api.runningUser();
     await send(event(b.userId, 'payment.failed'));
     await stopAndWait(b.token);
     const res = await send(event(b.userId, 'payment.recovered'));

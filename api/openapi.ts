@@ -87,6 +87,7 @@ export function buildOpenApi() {
               headers: { Location: { schema: { type: 'string' }, description: '/v1/machines/me' } },
             },
             '400': problem('malformed JSON or invalid body'),
+            '402': problem('payment overdue and its grace period has ended ("payment overdue since …, grace ended …")'),
             '403': problem('not on the elite tier'),
             '409': problem('the machine is stopping'),
             ...authErrors,

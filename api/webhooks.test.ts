@@ -50,18 +50,11 @@ describe('API: billing webhooks (real Temporal, Postgres, fly-local machines)', 
     ...extra,
   });
 
-  async function runningUser() {
-    const userId = await api.createUser('elite');
-    const token = await api.token(userId);
-    expect((await api.call('POST', '/v1/machines', { token })).status).toBe(202);
-    const status = await api.waitForStatus(token, (s) => s.state === 'running');
-    return { userId, token, status };
-  }
   const query = (token: string) =>
     api.call('GET', '/v1/machines/me', { token }).then((r) => r.json as unknown as MachineStatus);
 
   test('payment.failed opens the grace period (shown in the status); a replay is a duplicate; payment.recovered closes it', async () => {
-    const { userId, token } = await runningUser();
+    const { userId, token } = await api.runningUser();
     const failed = event(userId, 'payment.failed');
     const res = await send(failed);
     expect(res.status).toBe(200);
@@ -93,7 +86,7 @@ describe('API: billing webhooks (real Temporal, Postgres, fly-local machines)', 
   });
 
   test('tier.changed to a non-elite tier stops the machine (reason downgraded)', async () => {
-    const { userId, token } = await runningUser();
+    const { userId, token } = await api.runningUser();
     const res = await send(event(userId, 'tier.changed', { tier: 'free' }));
     expect(res.json).toEqual({ status: 'applied', detail: 'tier free', delivered: true });
     await api.server.client.workflow.getHandle(machineWorkflowId(userId)).result();
@@ -102,7 +95,7 @@ describe('API: billing webhooks (real Temporal, Postgres, fly-local machines)', 
   });
 
   test('bad signatures, stale or future timestamps are 401 and change nothing', async () => {
-    const { userId, token, status } = await runningUser();
+    const { userId, token, status } = await api.runningUser();
     const failed = event(userId, 'payment.failed');
     const body = JSON.stringify(failed);
     const now = Math.floor(Date.now() / 1000);

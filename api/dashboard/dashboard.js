@@ -141,8 +141,9 @@ import { createCloudExecutionClient } from '../../client/index';
     if (!wanted && stream.state !== 'idle' && stream.state !== 'closed') {
       stream.disconnect();
       setStreamStatus('offline', '');
-      $('health').textContent = 'Not streaming: the machine is not running.';
     }
+    // Also when the machine closed the stream first (it stops: 1001) before a poll saw `stopping`.
+    if (!wanted && state) $('health').textContent = 'Not streaming: the machine is not running.';
   }
 
   stream.on('connection', (h) => {

@@ -166,6 +166,16 @@ export async function createApiStack(opts: ApiStackOptions = {}) {
       throw new Error(`status never matched; last ${JSON.stringify(last)}`);
     },
 
+    /** A new elite user whose machine is running (provisioned through the API). */
+    async runningUser() {
+      const userId = await api.createUser('elite');
+      const token = await api.token(userId);
+      const provisioned = await api.call('POST', '/v1/machines', { token });
+      if (provisioned.status !== 202) throw new Error(`provision: HTTP ${provisioned.status} ${provisioned.text}`);
+      const status = await api.waitForStatus(token, (s) => s.state === 'running');
+      return { userId, token, status };
+    },
+
     async close() {
       for (const app of apps) await app.close();
       // Leave nothing running on the shared dev server: every user's workflow of this file ends here.
