@@ -1,5 +1,6 @@
 import { createHmac } from 'node:crypto';
 import { SignJWT } from 'jose';
+import { MACHINE_TOKEN_CLAIM, MACHINE_TOKEN_ISSUER } from '../common/machine-token';
 
 /**
  * Credentials a user's machine holds. Never the service-role key, never the project's JWT secret:
@@ -22,8 +23,10 @@ export function deriveMachineKey(jwtSecret: string, userId: string): string {
 export async function mintUserToken(opts: { jwtSecret: string; userId: string; ttlSeconds: number; now?: Date }) {
   const iat = Math.floor((opts.now ?? new Date()).getTime() / 1000);
   const exp = iat + opts.ttlSeconds;
-  const token = await new SignJWT({ role: 'authenticated' })
+  // Marked as a machine's (issuer and claim): RLS treats it as the user, the API refuses it as a login.
+  const token = await new SignJWT({ role: 'authenticated', [MACHINE_TOKEN_CLAIM]: true })
     .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
+    .setIssuer(MACHINE_TOKEN_ISSUER)
     .setSubject(opts.userId)
     .setAudience('authenticated')
     .setIssuedAt(iat)

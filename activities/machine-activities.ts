@@ -3,6 +3,7 @@ import { Context, log } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { flyMachineName, type CpuPriority } from '../workflows/contract';
 import { deriveMachineKey, mintMachineAccessToken, mintUserToken } from './credentials';
+import { MAX_MACHINE_TOKEN_SECONDS, MIN_MACHINE_TOKEN_SECONDS } from '../common/machine-token';
 import { flyCall, toActivityFailure } from './fly-failures';
 import { machineAddress, type FlyClient, type Machine, type MachineConfig } from './fly/client';
 import { isAlreadyExists, isCapacityError, isNotFound, FlyApiError } from './fly/errors';
@@ -15,7 +16,10 @@ export interface MachineActivityDeps {
   jwtSecret: string;
   /** Non-secret runtime settings and the user-scoped store connection handed to every machine. */
   runtimeEnv: Record<string, string>;
-  /** Lifetime of a minted user token; renewals happen well within it. */
+  /**
+   * Upper bound on a minted user token's lifetime (CREDENTIAL_TTL_SECONDS); each call asks for about
+   * two renewal intervals (common/machine-token.ts), this only ever shortens it.
+   */
   credentialTtlSeconds?: number;
   /** The port the runtime listens on inside the machine. */
   runtimePort?: number;
@@ -90,13 +94,21 @@ function cancellationSignal(): AbortSignal | undefined {
 export const createMachineActivities = (deps: MachineActivityDeps) => {
   const { fly } = deps;
   const port = deps.runtimePort ?? RUNTIME_PORT;
-  const ttl = deps.credentialTtlSeconds ?? 24 * 3600;
+  /** The lifetime a workflow asks for (two renewal intervals), within the worker's bound. */
+  const ttl = (requested: number | undefined) =>
+    Math.min(requested ?? MIN_MACHINE_TOKEN_SECONDS, deps.credentialTtlSeconds ?? MAX_MACHINE_TOKEN_SECONDS);
   const http = deps.fetch ?? fetch;
 
   const tagsOf = (userId: string, workflowId: string) => ({ user_id: userId, workflow_id: workflowId });
 
-  async function machineConfig(userId: string, workflowId: string, cpuPriority: CpuPriority): Promise<MachineConfig> {
-    const { token } = await mintUserToken({ jwtSecret: deps.jwtSecret, userId, ttlSeconds: ttl });
+  async function machineConfig(
+    userId: string,
+    workflowId: string,
+    cpuPriority: CpuPriority,
+    credentialTtlSeconds: number | undefined,
+  ): Promise<MachineConfig> {
+    const ttlSeconds = ttl(credentialTtlSeconds);
+    const { token } = await mintUserToken({ jwtSecret: deps.jwtSecret, userId, ttlSeconds });
     return {
       image: deps.image,
       env: {
@@ -149,6 +161,8 @@ export const createMachineActivities = (deps: MachineActivityDeps) => {
       workflowId: string;
       regions: string[];
       cpuPriority: CpuPriority;
+      /** The user token's lifetime the workflow asks for (about two renewal intervals). */
+      credentialTtlSeconds?: number;
     }): Promise<MachineSummary> {
       return flyCall(async () => {
         const name = flyMachineName(input.userId);
@@ -163,7 +177,12 @@ export const createMachineActivities = (deps: MachineActivityDeps) => {
           });
           return summarize(keep);
         }
-        const config = await machineConfig(input.userId, input.workflowId, input.cpuPriority);
+        const config = await machineConfig(
+          input.userId,
+          input.workflowId,
+          input.cpuPriority,
+          input.credentialTtlSeconds,
+        );
         let lastCapacityError: unknown;
         for (const region of input.regions) {
           try {
@@ -247,12 +266,16 @@ export const createMachineActivities = (deps: MachineActivityDeps) => {
     },
 
     /** Mints a fresh user token and hands it to the running machine through its control endpoint. */
-    async renewMachineCredentials(input: { userId: string; machineId: string }): Promise<{ expiresAt: string }> {
+    async renewMachineCredentials(input: {
+      userId: string;
+      machineId: string;
+      credentialTtlSeconds?: number;
+    }): Promise<{ expiresAt: string }> {
       const { origin } = await originOf(input.machineId);
       const { token, expiresAt } = await mintUserToken({
         jwtSecret: deps.jwtSecret,
         userId: input.userId,
-        ttlSeconds: ttl,
+        ttlSeconds: ttl(input.credentialTtlSeconds),
       });
       const control = await mintMachineAccessToken({
         jwtSecret: deps.jwtSecret,
@@ -279,9 +302,15 @@ export const createMachineActivities = (deps: MachineActivityDeps) => {
       workflowId: string;
       machineId: string;
       cpuPriority: CpuPriority;
+      credentialTtlSeconds?: number;
     }): Promise<MachineSummary> {
       return flyCall(async () => {
-        const config = await machineConfig(input.userId, input.workflowId, input.cpuPriority);
+        const config = await machineConfig(
+          input.userId,
+          input.workflowId,
+          input.cpuPriority,
+          input.credentialTtlSeconds,
+        );
         const updated = await fly.updateMachine(input.machineId, { config });
         if (['stopped', 'failed', 'created', 'suspended'].includes(updated.state ?? ''))
           await fly.startMachine(input.machineId);

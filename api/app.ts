@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { randomUUID, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import rateLimit from '@fastify/rate-limit';
@@ -47,7 +47,11 @@ export async function createApp(deps: AppDeps): Promise<FastifyInstance> {
   const { config, temporal, store } = deps;
   const metrics = deps.metrics ?? createApiMetrics();
   const logger = deps.logger ?? pino({ level: 'silent' });
-  const verifyToken = createTokenVerifier({ jwtSecret: config.SUPABASE_JWT_SECRET, supabaseUrl: config.SUPABASE_URL });
+  const verifyToken = createTokenVerifier({
+    jwtSecret: config.SUPABASE_JWT_SECRET,
+    supabaseUrl: config.SUPABASE_URL,
+    maxLifetimeSeconds: durationMs(config.API_MAX_TOKEN_LIFETIME)! / 1000,
+  });
   const settings = lifecycleSettingsFrom(config);
   const machines = createMachineService({ temporal, store, taskQueue: deps.taskQueue ?? TASK_QUEUE, settings });
   const gracePeriodMs = durationMs(lifecycleSettings(settings).paymentGracePeriod)!;
@@ -233,17 +237,30 @@ export async function createApp(deps: AppDeps): Promise<FastifyInstance> {
   const openapi = buildOpenApi();
   app.get('/openapi.json', async () => openapi);
 
-  app.get('/healthz', async () => {
+  app.get('/healthz', async (req) => {
     const [temporalCheck, storeCheck] = await Promise.all([
       reachable(() => temporal.withDeadline(Date.now() + 2_000, () => temporal.workflowService.getSystemInfo({}))),
       reachable(() => withTimeout(store.getSubscriptionTier(NIL_UUID), 2_000)),
     ]);
-    return { ok: true, temporal: temporalCheck, store: storeCheck };
+    // Public: says reachable or not; what went wrong (hosts, messages) goes to the log only.
+    for (const [name, check] of [
+      ['temporal', temporalCheck],
+      ['store', storeCheck],
+    ] as const)
+      if (!check.ok) req.log.warn({ dependency: name, error: check.error }, 'healthz: dependency unreachable');
+    return { ok: true, temporal: { ok: temporalCheck.ok }, store: { ok: storeCheck.ok } };
   });
 
-  app.get('/metrics', async (_req, reply) =>
-    reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()),
-  );
+  app.get('/metrics', async (req, reply) => {
+    if (!metricsAllowed(req, config.API_METRICS_TOKEN))
+      throw new HttpProblem(
+        config.API_METRICS_TOKEN ? 401 : 403,
+        config.API_METRICS_TOKEN
+          ? 'metrics need Authorization: Bearer <API_METRICS_TOKEN>'
+          : 'metrics are served to loopback clients only (set API_METRICS_TOKEN to scrape from elsewhere)',
+      );
+    return reply.type(metrics.registry.contentType).send(await metrics.registry.metrics());
+  });
 
   // --- dashboard (its script bundled with client/ at start-up) ----------------------------------------------
   const page = (file: string | Buffer, type: string) => {
@@ -277,6 +294,16 @@ function clientErrorDetail(err: FastifyError, status: number): string {
     default:
       return status === 429 ? `too many requests: ${err.message || 'slow down and retry later'}` : err.message;
   }
+}
+
+const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|::ffff:127\.\d+\.\d+\.\d+)$/;
+
+/** `/metrics`: the bearer token when one is configured (constant-time), else loopback clients only. */
+function metricsAllowed(req: FastifyRequest, token: string | undefined): boolean {
+  if (!token) return LOOPBACK.test(req.socket.remoteAddress ?? '');
+  const given = Buffer.from(bearerToken(req, false) ?? '');
+  const expected = Buffer.from(token);
+  return given.length === expected.length && timingSafeEqual(given, expected);
 }
 
 async function reachable(check: () => Promise<unknown>): Promise<{ ok: boolean; error?: string }> {

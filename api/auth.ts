@@ -1,9 +1,19 @@
-import { createRemoteJWKSet, jwtVerify, SignJWT, type JWTHeaderParameters, type JWTVerifyGetKey } from 'jose';
+import {
+  createRemoteJWKSet,
+  jwtVerify,
+  SignJWT,
+  type JWTHeaderParameters,
+  type JWTPayload,
+  type JWTVerifyGetKey,
+} from 'jose';
 import type { FastifyRequest } from 'fastify';
+import { MACHINE_TOKEN_CLAIM, MACHINE_TOKEN_ISSUER } from '../common/machine-token';
 import { HttpProblem } from './problem';
 
 export interface AuthenticatedUser {
   id: string;
+  /** When the access token expires (ms since the epoch): a stream opened with it closes then. */
+  expiresAt: number;
 }
 
 declare module 'fastify' {
@@ -16,6 +26,7 @@ declare module 'fastify' {
 export type TokenVerifier = (token: string) => Promise<AuthenticatedUser>;
 
 const AUDIENCE = 'authenticated';
+
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /**
@@ -24,7 +35,15 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
  * chosen by the token's `alg` and each kind only ever verifies with its own key, so a token cannot
  * pass an RS256 public key off as an HMAC secret. Audience `authenticated`, `exp` required.
  */
-export function createTokenVerifier(opts: { jwtSecret: string; supabaseUrl?: string }): TokenVerifier {
+export function createTokenVerifier(opts: {
+  jwtSecret: string;
+  supabaseUrl?: string;
+  /** The longest lifetime (exp − iat) accepted, in seconds; default one day. */
+  maxLifetimeSeconds?: number;
+}): TokenVerifier {
+  const maxLifetime = opts.maxLifetimeSeconds ?? 86_400;
+  // Supabase Auth issues `<SUPABASE_URL>/auth/v1`; checked only when we know the project.
+  const issuer = opts.supabaseUrl ? new URL('/auth/v1', opts.supabaseUrl).toString().replace(/\/$/, '') : undefined;
   const secret = new TextEncoder().encode(opts.jwtSecret);
   const jwks: JWTVerifyGetKey | undefined = opts.supabaseUrl
     ? createRemoteJWKSet(new URL('/auth/v1/.well-known/jwks.json', opts.supabaseUrl))
@@ -35,23 +54,33 @@ export function createTokenVerifier(opts: { jwtSecret: string; supabaseUrl?: str
     if (jwks) return jwks(header, token);
     throw new Error(`alg ${header.alg} is not accepted`);
   };
+  const refuse = (why: string) =>
+    new HttpProblem(401, `invalid access token: ${why}`, {
+      headers: { 'www-authenticate': 'Bearer error="invalid_token"' },
+    });
   return async (token) => {
-    let sub: string | undefined;
+    let payload: JWTPayload;
     try {
-      const { payload } = await jwtVerify(token, key, {
+      ({ payload } = await jwtVerify(token, key, {
         algorithms,
         audience: AUDIENCE,
         requiredClaims: ['exp', 'sub'],
-      });
-      sub = payload.sub;
+      }));
     } catch (err) {
-      throw new HttpProblem(401, `invalid access token: ${describeJoseError(err)}`, {
-        headers: { 'www-authenticate': 'Bearer error="invalid_token"' },
-      });
+      throw refuse(describeJoseError(err));
     }
+    const { sub, exp, iat, role, iss } = payload;
     // The user id names a workflow and rows: only a UUID (what Supabase issues) is accepted.
-    if (!sub || !UUID.test(sub)) throw new HttpProblem(401, 'invalid access token: sub is not a user id');
-    return { id: sub.toLowerCase() };
+    if (!sub || !UUID.test(sub)) throw refuse('sub is not a user id');
+    // A user's own login only: not the anon or service key (both are JWTs), not a machine's token.
+    if (role !== 'authenticated') throw refuse(`role ${typeof role === 'string' ? role : 'missing'} is not a user's`);
+    if (payload[MACHINE_TOKEN_CLAIM] !== undefined || iss === MACHINE_TOKEN_ISSUER)
+      throw refuse('a token minted for a machine is not a login');
+    if (issuer && iss !== issuer)
+      throw refuse(`issuer ${typeof iss === 'string' ? iss : 'missing'} is not this project's`);
+    const lifetime = exp! - (typeof iat === 'number' ? iat : Math.floor(Date.now() / 1000));
+    if (lifetime > maxLifetime) throw refuse(`lifetime ${lifetime} s is longer than the ${maxLifetime} s accepted`);
+    return { id: sub.toLowerCase(), expiresAt: exp! * 1000 };
   };
 }
 
@@ -95,9 +124,11 @@ export async function mintAccessToken(opts: {
   userId: string;
   ttlSeconds?: number;
   audience?: string;
+  /** Extra claims (tests: `role`, `iss`, a machine marker). */
+  claims?: Record<string, unknown>;
 }): Promise<string> {
   return (
-    new SignJWT({ role: 'authenticated' })
+    new SignJWT({ role: 'authenticated', ...opts.claims })
       .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
       .setSubject(opts.userId)
       .setAudience(opts.audience ?? AUDIENCE)

@@ -22,6 +22,10 @@ export const apiEnvShape = {
   SUPABASE_JWT_SECRET: contractEnv.SUPABASE_JWT_SECRET.unwrap(),
   /** Unset: the billing webhook answers 503 (nothing unsigned is ever accepted). */
   WEBHOOK_SECRET: contractEnv.WEBHOOK_SECRET,
+  /** Access tokens living longer than this (exp − iat) are refused; Supabase's own default is 1 hour. */
+  API_MAX_TOKEN_LIFETIME: duration.default('1 day'),
+  /** Bearer token for `GET /metrics`; unset, only loopback clients may read it (metrics are not public). */
+  API_METRICS_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   /** Requests per user per window on /v1/machines*. */
   API_RATE_LIMIT_MAX: positiveInt.default(60),

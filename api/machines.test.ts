@@ -1,3 +1,4 @@
+import { mintUserToken } from '../activities/credentials';
 import { SignJWT } from 'jose';
 import WebSocket from 'ws';
 import { machineAddress } from '../activities/fly/client';
@@ -139,6 +140,12 @@ describe('API: machines (real Temporal, Postgres, fly-local machines)', () => {
       notAUserId: await hs({ sub: 'service_role', aud: 'authenticated', exp: now + 600 }),
       algNone: none,
       garbage: 'not-a-jwt',
+      // Signed with the project's secret, but not a user's login:
+      anonKey: await api.token(userId, { claims: { role: 'anon' } }),
+      serviceRoleKey: await api.token(userId, { claims: { role: 'service_role' } }),
+      noRole: await hs({ sub: userId, aud: 'authenticated', exp: now + 600 }),
+      machineToken: (await mintUserToken({ jwtSecret: TEST_JWT_SECRET, userId, ttlSeconds: 600 })).token,
+      hundredYears: await api.token(userId, { ttlSeconds: 100 * 365 * 86_400 }),
     };
     for (const [name, token] of Object.entries(bad)) {
       for (const [method, path] of [
@@ -154,11 +161,41 @@ describe('API: machines (real Temporal, Postgres, fly-local machines)', () => {
         }
       }
     }
+    const details = async (name: string) =>
+      (await api.call('GET', '/v1/machines/me', { token: bad[name] })).json.detail;
+    expect(await details('serviceRoleKey')).toBe("invalid access token: role service_role is not a user's");
+    expect(await details('machineToken')).toBe('invalid access token: a token minted for a machine is not a login');
+    expect(await details('hundredYears')).toMatch(/^invalid access token: lifetime \d+ s is longer than the 86400 s/);
     const expired = await api.call('GET', '/v1/machines/me', { token: bad.expired });
     expect(expired.json.detail).toMatch(/expired/);
     expect(expired.headers.get('www-authenticate')).toMatch(/^Bearer/);
     // Nothing was started by any of them.
     await expect(api.server.client.workflow.getHandle(machineWorkflowId(userId)).describe()).rejects.toThrow();
+  });
+
+  test('with SUPABASE_URL the issuer must be the project’s; API_MAX_TOKEN_LIFETIME bounds a token’s life', async () => {
+    const userId = await api.createUser('elite');
+    const project = await api.startApp({ SUPABASE_URL: 'https://abcd.supabase.co', API_MAX_TOKEN_LIFETIME: '2 hours' });
+    const get = async (claims: Record<string, unknown>, ttlSeconds = 3600) =>
+      api.call('GET', '/v1/machines/me', { base: project.url, token: await api.token(userId, { claims, ttlSeconds }) });
+    const foreign = await get({ iss: 'https://evil.supabase.co/auth/v1' });
+    expectProblem(foreign, 401);
+    expect(foreign.json.detail).toBe(
+      "invalid access token: issuer https://evil.supabase.co/auth/v1 is not this project's",
+    );
+    expectProblem(await get({}), 401); // no issuer at all
+    // The project's own issuer passes auth (404: this user has no machine yet).
+    expect((await get({ iss: 'https://abcd.supabase.co/auth/v1' })).status).toBe(404);
+    expect((await get({ iss: 'https://abcd.supabase.co/auth/v1' }, 3 * 3600)).json.detail).toMatch(/lifetime/);
+  });
+
+  test('/metrics is not public: loopback only by default, a bearer token when API_METRICS_TOKEN is set', async () => {
+    const scraped = await api.startApp({ API_METRICS_TOKEN: 'metrics-token-0123456789' });
+    expectProblem(await api.call('GET', '/metrics', { base: scraped.url }), 401);
+    expectProblem(await api.call('GET', '/metrics', { base: scraped.url, token: 'metrics-token-wrong-0123' }), 401);
+    const ok = await api.call('GET', '/metrics', { base: scraped.url, token: 'metrics-token-0123456789' });
+    expect(ok.status).toBe(200);
+    expect(ok.text).toContain('api_http_requests_total');
   });
 
   test('malformed JSON and invalid bodies are 400 problems that say what is wrong', async () => {

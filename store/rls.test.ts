@@ -169,6 +169,38 @@ describe('row-level security on real Postgres', () => {
     ).rejects.toThrow(/permission denied/);
   });
 
+  test('even with UPDATE on profiles granted (as the app might, for a display name), a user cannot change their own tier', async () => {
+    const client = await db.pool.connect();
+    try {
+      await client.query('begin');
+      await client.query('grant update on public.profiles to authenticated');
+      await client.query(
+        'create policy profiles_update_own_test on public.profiles for update to authenticated using (id = auth.uid())',
+      );
+      await client.query(
+        `select set_config('request.jwt.claims', $1, true), set_config('role', 'authenticated', true)`,
+        [JSON.stringify({ sub: a, role: 'authenticated' })],
+      );
+      await client.query('savepoint s');
+      await expect(
+        client.query(`update public.profiles set subscription_tier = 'pro' where id = $1`, [a]),
+      ).rejects.toThrow(/subscription_tier is not yours to change/);
+      await client.query('rollback to savepoint s');
+      await expect(
+        client.query(
+          `update public.profiles set subscription_tier_changed_at = now() + interval '1 year' where id = $1`,
+          [a],
+        ),
+      ).rejects.toThrow(/not yours to change/);
+      await client.query('rollback to savepoint s');
+      // Any other column stays theirs to change under such a grant (updated_at stands in for a display name).
+      await client.query(`update public.profiles set updated_at = now() where id = $1`, [a]);
+    } finally {
+      await client.query('rollback');
+      client.release();
+    }
+  });
+
   test.each(tables)('anon reads nothing from %s', async (table) => {
     await expect(as(db, 'anon', null, `select * from public.${table}`)).rejects.toThrow(/permission denied/);
   });

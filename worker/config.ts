@@ -37,11 +37,8 @@ export const workerEnvShape = {
     .transform((v) => v === 'true' || v === '1'),
   RECONCILE_INTERVAL: durationSchema.default('5 minutes'),
   RECONCILE_MIN_MACHINE_AGE: durationSchema.default('10 minutes'),
-  CREDENTIAL_TTL_SECONDS: z.coerce
-    .number()
-    .int()
-    .min(300)
-    .default(24 * 3600),
+  /** Upper bound on a machine's user token; each one lives about two renewal intervals (common/machine-token.ts). */
+  CREDENTIAL_TTL_SECONDS: z.coerce.number().int().min(300).optional(),
 };
 export type WorkerConfig = z.infer<z.ZodObject<typeof workerEnvShape>>;
 

@@ -14,6 +14,8 @@ export interface RunContext {
   readonly cpuPriority: CpuPriority;
   readonly settings: LifecycleSettings;
   readonly gracePeriodMs: number;
+  /** The lifetime of the user token a machine gets: about two renewal intervals. */
+  readonly credentialTtlSeconds: number;
   s: CarriedState;
   region: string;
   inbox: Inbox;
@@ -26,7 +28,7 @@ export interface RunContext {
  * (./lifecycle-rules.ts) could. The workflow (./machine-lifecycle.ts) calls them in order.
  */
 export function lifecycleSteps(ctx: RunContext) {
-  const { userId, workflowId, cpuPriority, settings } = ctx;
+  const { userId, workflowId, cpuPriority, settings, credentialTtlSeconds } = ctx;
   const run = activityRunner(settings);
   const publish = createPublisher(userId);
   const now = () => new Date(Date.now()).toISOString();
@@ -71,7 +73,7 @@ export function lifecycleSteps(ctx: RunContext) {
 
   const ensureMachine = (summary: string) =>
     run('fly', 'ensureFlyMachine', summary, {
-      ...{ userId, workflowId, cpuPriority },
+      ...{ userId, workflowId, cpuPriority, credentialTtlSeconds },
       regions: [ctx.region, ...settings.fallbackRegions.filter((r) => r !== ctx.region)],
     });
 
@@ -111,7 +113,11 @@ export function lifecycleSteps(ctx: RunContext) {
     if (billing.stop) return billing.stop;
     const machineId = ctx.s.machineId!;
     const [, health] = await Promise.all([
-      run('probe', 'renewMachineCredentials', 'renew machine credentials', { userId, machineId }).catch((err) => {
+      run('probe', 'renewMachineCredentials', 'renew machine credentials', {
+        userId,
+        machineId,
+        credentialTtlSeconds,
+      }).catch((err) => {
         // An unreachable runtime is the health check's business: it restarts the machine with fresh credentials.
         log.warn('credential renewal failed', { error: String(err) });
       }),
@@ -136,7 +142,7 @@ export function lifecycleSteps(ctx: RunContext) {
         if (repair.kind === 'replace') ctx.s.machineId = (await ensureMachine('replace the vanished Fly machine')).id;
         else
           await run('fly', 'restartFlyMachine', 'restart the sick machine', {
-            ...{ userId, workflowId, machineId: ctx.s.machineId!, cpuPriority },
+            ...{ userId, workflowId, machineId: ctx.s.machineId!, cpuPriority, credentialTtlSeconds },
           });
         await startAndCheck();
         health = { ok: true, checkedAt: ctx.s.lastHealthyAt! };

@@ -27,6 +27,7 @@ import {
   type MachineStatus,
 } from './contract';
 import { saveHistoryIfRecording } from '../test/histories';
+import { machineTokenSeconds } from '../common/machine-token';
 import { MachineStateSearchAttribute, TierSearchAttribute, UserIdSearchAttribute } from '../common/search-attributes';
 
 jest.setTimeout(120_000);
@@ -354,6 +355,18 @@ describe('machineLifecycle on a real Temporal server, with machines as real proc
     const [machine] = await liveMachinesOf(stack.fly, userId);
     const mintedToken = machine?.config?.env?.USER_TOKEN;
     expect(mintedToken).toEqual(expect.any(String));
+    // It lives about two renewal intervals (here the 10-minute floor), and says it is a machine's.
+    const claims = JSON.parse(Buffer.from(mintedToken!.split('.')[1]!, 'base64url').toString()) as Record<
+      string,
+      unknown
+    >;
+    expect(claims).toMatchObject({
+      sub: userId,
+      role: 'authenticated',
+      ce_machine: true,
+      iss: 'cloud-execution/worker',
+    });
+    expect((claims.exp as number) - (claims.iat as number)).toBe(machineTokenSeconds(1000));
     await handle.signal(paymentFailedSignal, { eventId: uniqueId('evt'), occurredAt: new Date().toISOString() });
     await new Promise((r) => setTimeout(r, 2500)); // a renewal or two, with credential renewal
     await handle.executeUpdate(stopUpdate, { args: [{ reason: 'done', requestedBy: 'test' }] });

@@ -9,6 +9,7 @@ import {
   setHandler,
   workflowInfo,
 } from '@temporalio/workflow';
+import { machineTokenSeconds } from '../common/machine-token';
 import { ms } from './lifecycle-activities';
 import {
   earlyEnd,
@@ -57,6 +58,7 @@ export async function machineLifecycle(input: MachineLifecycleInput): Promise<Ma
     cpuPriority: input.cpuPriority ?? 'normal',
     settings,
     gracePeriodMs: ms(settings.paymentGracePeriod),
+    credentialTtlSeconds: machineTokenSeconds(ms(settings.renewalInterval)),
     s: input.carried ?? {
       state: 'provisioning',
       since: new Date(Date.now()).toISOString(),

@@ -122,12 +122,16 @@ export async function createApiStack(opts: ApiStackOptions = {}) {
       return id;
     },
 
-    token: (userId: string, o: { ttlSeconds?: number; audience?: string; secret?: string } = {}) =>
+    token: (
+      userId: string,
+      o: { ttlSeconds?: number; audience?: string; secret?: string; claims?: Record<string, unknown> } = {},
+    ) =>
       mintAccessToken({
         jwtSecret: o.secret ?? TEST_JWT_SECRET,
         userId,
         ttlSeconds: o.ttlSeconds,
         audience: o.audience,
+        claims: o.claims,
       }),
 
     /** fetch against the API with a bearer token and a JSON body. */

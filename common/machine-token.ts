@@ -1,0 +1,20 @@
+/**
+ * How a user token minted for a machine is marked (activities/credentials.ts mints it, api/auth.ts
+ * refuses it as a login). PostgREST and RLS ignore both the issuer and the claim, so the machine's
+ * store calls work as the user's; the API does not take it for the user.
+ */
+export const MACHINE_TOKEN_ISSUER = 'cloud-execution/worker';
+export const MACHINE_TOKEN_CLAIM = 'ce_machine';
+
+/** Bounds of a machine's user-token lifetime: about two renewal intervals, never under 10 minutes or over 7 days. */
+export const MIN_MACHINE_TOKEN_SECONDS = 600;
+export const MAX_MACHINE_TOKEN_SECONDS = 7 * 86_400;
+
+/**
+ * The lifetime of a machine's user token for a renewal interval: two intervals and five minutes, so one
+ * missed renewal (a worker restart) is survived, and a leaked token is worth at most that long.
+ */
+export function machineTokenSeconds(renewalIntervalMs: number): number {
+  const wanted = Math.ceil((2 * renewalIntervalMs) / 1000) + 300;
+  return Math.min(MAX_MACHINE_TOKEN_SECONDS, Math.max(MIN_MACHINE_TOKEN_SECONDS, wanted));
+}
