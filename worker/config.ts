@@ -1,3 +1,4 @@
+import { isLoopbackUrl } from '../common/loopback';
 import { z } from 'zod';
 import { contractEnv, flyApiEnv, parseEnv, temporalEnv } from '../common/config';
 import { durationSchema } from '../workflows/schemas';
@@ -46,8 +47,6 @@ export function loadWorkerConfig(env: Record<string, string | undefined> = proce
   return parseEnv(workerEnvShape, env);
 }
 
-const isLocalUrl = (url: string) => /^[a-z]+:\/\/([^@/]*@)?(127\.|localhost|\[::1\])/.test(url);
-
 /**
  * What every machine's runtime is configured with. Never the service key or the JWT secret: the
  * machine reaches the store as its user (Supabase REST + anon key + its own token), or in local mode
@@ -64,7 +63,7 @@ export function runtimeEnvFor(config: WorkerConfig): Record<string, string> {
   } else {
     const local =
       config.MACHINE_DATABASE_URL ??
-      (config.DATABASE_URL && isLocalUrl(config.DATABASE_URL) ? config.DATABASE_URL : undefined);
+      (config.DATABASE_URL && isLoopbackUrl(config.DATABASE_URL) ? config.DATABASE_URL : undefined);
     if (local) env.DATABASE_URL = local;
   }
   if (config.GEMINI_API_KEY) env.GEMINI_API_KEY = config.GEMINI_API_KEY;

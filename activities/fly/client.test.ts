@@ -285,3 +285,25 @@ test('latency, a hang and a slow boot', async () => {
 test('every response in this suite conforms to the official spec', () => {
   spec.assertAllConform();
 });
+
+test('fly_local_port is honoured only from a Machines API on this host, never from a real app’s metadata', async () => {
+  const created = await fly.createMachine({
+    name: `remote-${Date.now()}`,
+    region: 'fra',
+    config: { image: ECHO_IMAGE },
+  });
+  // The same fly-local, reached as if it were a remote Machines API (a non-loopback URL).
+  const remote = createFlyClient({
+    apiUrl: 'https://api.machines.example.com/v1',
+    token: TEST_TOKEN,
+    app: TEST_APP,
+    fetch: (req: Request) =>
+      fetch(new Request(req.url.replace('https://api.machines.example.com/v1', flyLocal.url), req)),
+  });
+  const seen = await remote.getMachine(created.id as string);
+  expect(seen.config?.metadata?.fly_local_port).toBeUndefined();
+  expect(machineAddress(seen, 8080).port).toBe(8080);
+  expect((await remote.listMachines()).every((m) => m.config?.metadata?.fly_local_port === undefined)).toBe(true);
+  expect((await fly.getMachine(created.id as string)).config?.metadata?.fly_local_port).toEqual(expect.any(String));
+  await fly.deleteMachine(created.id as string, { force: true });
+});

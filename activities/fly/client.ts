@@ -1,3 +1,4 @@
+import { isLoopbackUrl } from '../../common/loopback';
 import createClient from 'openapi-fetch';
 import { parseEnv, pickEnv } from '../../common/config';
 import type { components, operations, paths } from './fly-api';
@@ -76,6 +77,14 @@ export function createFlyClient(options: FlyClientOptions) {
   const nonceHeader = (o?: LeaseOption): Record<string, string> =>
     o?.nonce ? { 'fly-machine-lease-nonce': o.nonce } : {};
   const deadline = (ms = requestTimeoutMs) => AbortSignal.timeout(ms);
+  // fly-local's port metadata redirects where the API and worker connect: honoured only when the
+  // Machines API itself is on this host (fly-local), never from a real Fly app's metadata.
+  const local = isLoopbackUrl(options.apiUrl ?? DEFAULT_FLY_API_URL);
+  const trusted = (m: Machine): Machine => {
+    if (local || m.config?.metadata?.[FLY_LOCAL_PORT_METADATA_KEY] === undefined) return m;
+    const { [FLY_LOCAL_PORT_METADATA_KEY]: _ignored, ...metadata } = m.config.metadata;
+    return { ...m, config: { ...m.config, metadata } };
+  };
 
   /** Runs one request and turns every failure into a typed error. */
   async function call<T>(
@@ -109,9 +118,11 @@ export function createFlyClient(options: FlyClientOptions) {
         api.POST('/apps/{app_name}/machines', { params: { path: { app_name: app } }, body, signal: deadline() }),
       ),
 
-    getMachine: (id: string) =>
-      call('getMachine', () =>
-        api.GET('/apps/{app_name}/machines/{machine_id}', { params: machinePath(id), signal: deadline() }),
+    getMachine: async (id: string) =>
+      trusted(
+        await call('getMachine', () =>
+          api.GET('/apps/{app_name}/machines/{machine_id}', { params: machinePath(id), signal: deadline() }),
+        ),
       ),
 
     listMachines: async (filter: ListMachinesFilter = {}): Promise<Machine[]> => {
@@ -125,7 +136,7 @@ export function createFlyClient(options: FlyClientOptions) {
       const machines = await call('listMachines', () =>
         api.GET('/apps/{app_name}/machines', { params: { path: { app_name: app }, query }, signal: deadline() }),
       );
-      return machines ?? [];
+      return (machines ?? []).map(trusted);
     },
 
     /** One long poll (≤ 60 s). A 408 (FlyTimeout, retryable) means the state was not reached in time. */

@@ -99,7 +99,10 @@ describe('machines are processes', () => {
   test('a crash (admin kill) is restarted by the default on-failure policy', async () => {
     const m = await createEcho(fly);
     const before = info(flyLocal, m.id).pid;
-    const res = await fetch(`${flyLocal.url.replace(/\/v1$/, '')}/admin/machines/${m.id}/kill`, { method: 'POST' });
+    const res = await fetch(`${flyLocal.url.replace(/\/v1$/, '')}/admin/machines/${m.id}/kill`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${TEST_TOKEN}` },
+    });
     expect(res.status).toBe(204);
     await eventually(() => {
       const now = info(flyLocal, m.id);
@@ -216,7 +219,12 @@ describe('fly-local crash safety', () => {
     const fly = createFlyClient({ apiUrl: url, token: TEST_TOKEN, app: TEST_APP, fetch: spec.fetch });
     try {
       await eventually(
-        async () => (await fetch(`${url.replace(/\/v1$/, '')}/admin/faults`).catch(() => null))?.ok ?? false,
+        async () =>
+          (
+            await fetch(`${url.replace(/\/v1$/, '')}/admin/faults`, {
+              headers: { authorization: `Bearer ${TEST_TOKEN}` },
+            }).catch(() => null)
+          )?.ok ?? false,
         30_000,
       );
       const acked: string[] = [];
@@ -232,7 +240,11 @@ describe('fly-local crash safety', () => {
       });
       await eventually(() => acked.length >= 60, 30_000);
       // Which processes ran before the kill: each must be re-adopted with its pid, not started again.
-      const before = (await (await fetch(`${url.replace(/\/v1$/, '')}/admin/machines`)).json()) as {
+      const before = (await (
+        await fetch(`${url.replace(/\/v1$/, '')}/admin/machines`, {
+          headers: { authorization: `Bearer ${TEST_TOKEN}` },
+        })
+      ).json()) as {
         id: string;
         pid?: number;
         alive: boolean;
@@ -297,16 +309,31 @@ describe('HTTP surface', () => {
     await fly.deleteMachine(m.id as string, { force: true });
   });
 
+  test('admin needs the token too; the state files are owner-only', async () => {
+    for (const [method, path] of [
+      ['GET', '/machines'],
+      ['GET', '/faults'],
+      ['PUT', '/faults'],
+      ['POST', '/reset'],
+    ] as const) {
+      const res = await fetch(`${admin}${path}`, { method, headers: { authorization: 'Bearer wrong' } });
+      expect([method, path, res.status]).toEqual([method, path, 401]);
+    }
+    await createEcho(fly); // something in the journal
+    for (const file of readdirSync(`${data.dir}/http`).filter((f) => /\.(json|ndjson)$/.test(f)))
+      expect([file, statSync(`${data.dir}/http/${file}`).mode & 0o777]).toEqual([file, 0o600]);
+  });
+
   test('admin: faults are validated and applied, machines listed, reset clears everything', async () => {
     const bad = await fetch(`${admin}/faults`, {
       method: 'PUT',
-      headers: { 'content-type': 'application/json' },
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${TEST_TOKEN}` },
       body: JSON.stringify({ create: { status: 200 } }),
     });
     expect(bad.status).toBe(400);
     const put = await fetch(`${admin}/faults`, {
       method: 'PUT',
-      headers: { 'content-type': 'application/json' },
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${TEST_TOKEN}` },
       body: JSON.stringify({ list: { status: 503, times: 1 } }),
     });
     expect(put.status).toBe(204);
@@ -314,10 +341,17 @@ describe('HTTP surface', () => {
     expect((await api('GET', '')).status).toBe(200);
 
     const m = await createEcho(fly);
-    const listed = (await (await fetch(`${admin}/machines`)).json()) as { id: string; alive: boolean }[];
+    const listed = (await (
+      await fetch(`${admin}/machines`, { headers: { authorization: `Bearer ${TEST_TOKEN}` } })
+    ).json()) as {
+      id: string;
+      alive: boolean;
+    }[];
     expect(listed.find((x) => x.id === m.id)?.alive).toBe(true);
     const pid = info(flyLocal, m.id).pid as number;
-    expect((await fetch(`${admin}/reset`, { method: 'POST' })).status).toBe(204);
+    expect(
+      (await fetch(`${admin}/reset`, { method: 'POST', headers: { authorization: `Bearer ${TEST_TOKEN}` } })).status,
+    ).toBe(204);
     expect(flyLocal.machines()).toEqual([]);
     expect(processAlive(pid)).toBe(false);
   });

@@ -915,7 +915,14 @@ export async function createFlyLocal(options: FlyLocalOptions): Promise<FlyLocal
     }),
   );
 
-  // ---- admin (not Fly; loopback dev use, no token) -------------------------------------------------
+  // ---- admin (not Fly; dev and tests): the same token as the Machines API ------------------------------
+  app.addHook('onRequest', async (req, reply) => {
+    if (!req.url.startsWith('/admin/')) return;
+    const auth = req.headers.authorization ?? '';
+    const [scheme, credential] = auth.split(' ');
+    if (!['Bearer', 'FlyV1'].includes(scheme ?? '') || credential !== options.token)
+      return reply.code(401).send({ error: 'unauthorized: /admin needs Authorization: Bearer <fly-local token>' });
+  });
   const info = (m: MachineRecord): FlyLocalMachineInfo => ({
     id: m.id,
     app: m.app,

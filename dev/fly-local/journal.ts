@@ -1,6 +1,9 @@
 import { closeSync, fsyncSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
 import path from 'node:path';
 
+/** Owner-only: the machine records hold each machine's config, its user token among the env. */
+export const STATE_FILE_MODE = 0o600;
+
 /**
  * fly-local's persistence: a snapshot (`state.json`) plus an append-only journal (`journal.ndjson`).
  *
@@ -108,7 +111,7 @@ export class StateJournal<T extends { id: string }> {
   compact(all: Iterable<T>): void {
     const machines = [...all];
     const tmp = `${this.snapshotPath}.${process.pid}.tmp`;
-    const fd = openSync(tmp, 'w');
+    const fd = openSync(tmp, 'w', STATE_FILE_MODE);
     try {
       writeSync(fd, JSON.stringify({ version: 1, machines } satisfies Snapshot<T>));
       fsyncSync(fd);
@@ -118,7 +121,7 @@ export class StateJournal<T extends { id: string }> {
     renameSync(tmp, this.snapshotPath); // atomic: the old snapshot or the new one, never half of one
     // A crash right here replays the old journal over the new snapshot: harmless, its lines are upserts.
     this.closeJournal();
-    this.fd = openSync(this.journalPath, 'w'); // truncates
+    this.fd = openSync(this.journalPath, 'w', STATE_FILE_MODE); // truncates
     this.lines = 0;
     this.records = machines.length;
   }
@@ -128,7 +131,7 @@ export class StateJournal<T extends { id: string }> {
   }
 
   private append(line: string): void {
-    this.fd ??= openSync(this.journalPath, 'a');
+    this.fd ??= openSync(this.journalPath, 'a', STATE_FILE_MODE);
     writeSync(this.fd, line);
     if (this.fsync) fsyncSync(this.fd);
     this.lines++;

@@ -80,8 +80,16 @@ describe('docker-compose.yml', () => {
   });
 
   test.each(services.filter(([, s]) => s.ports))('%s publishes ports as host:container', (_name, s) => {
-    for (const p of s.ports!) expect(p).toMatch(/^\d+:\d+$/);
+    for (const p of s.ports!) expect(p).toMatch(/^(127\.0\.0\.1:)?\d+:\d+$/);
   });
+
+  // Temporal has no auth, its UI none either, fly-local and the replay are test doubles: this host only.
+  test.each(services.filter(([name, s]) => s.ports && name !== 'api'))(
+    '%s (a control plane or a stand-in) is published on 127.0.0.1 only',
+    (_name, s) => {
+      for (const p of s.ports!) expect(p).toMatch(/^127\.0\.0\.1:/);
+    },
+  );
 
   test.each(ours)('%s sets only variables our configuration knows', (_name, s) => {
     const unknown = Object.keys(s.environment ?? {}).filter((k) => !known.has(k));
