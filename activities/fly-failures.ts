@@ -9,14 +9,21 @@ export function toActivityFailure(err: unknown): unknown {
   if (!isFlyError(err)) return err;
   const details =
     err instanceof FlyApiError ? [{ status: err.status, code: err.code, flyRequestId: err.flyRequestId }] : [];
+  // A rate-limited (or unavailable) Fly says when to come back: the next attempt waits that long,
+  // instead of the policy's backoff (bounded, so a bogus header cannot park a provisioning for hours).
+  const retryAfter = err instanceof FlyApiError && err.retryable ? err.retryAfterMs : undefined;
   return ApplicationFailure.create({
     message: err.message,
     type: err.type,
     nonRetryable: !err.retryable,
     details,
     cause: err,
+    ...(retryAfter !== undefined ? { nextRetryDelay: Math.min(Math.max(retryAfter, 1000), MAX_RETRY_AFTER_MS) } : {}),
   });
 }
+
+/** The longest `Retry-After` honoured as is. */
+export const MAX_RETRY_AFTER_MS = 60_000;
 
 export async function flyCall<T>(work: () => Promise<T>): Promise<T> {
   try {

@@ -53,7 +53,13 @@ export async function createApp(deps: AppDeps): Promise<FastifyInstance> {
     maxLifetimeSeconds: durationMs(config.API_MAX_TOKEN_LIFETIME)! / 1000,
   });
   const settings = lifecycleSettingsFrom(config);
-  const machines = createMachineService({ temporal, store, taskQueue: deps.taskQueue ?? TASK_QUEUE, settings });
+  const machines = createMachineService({
+    temporal,
+    store,
+    taskQueue: deps.taskQueue ?? TASK_QUEUE,
+    settings,
+    provisionCooldownMs: durationMs(config.API_PROVISION_COOLDOWN),
+  });
   const gracePeriodMs = durationMs(lifecycleSettings(settings).paymentGracePeriod)!;
 
   const app = Fastify({

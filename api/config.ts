@@ -30,6 +30,8 @@ export const apiEnvShape = {
   /** Requests per user per window on /v1/machines*. */
   API_RATE_LIMIT_MAX: positiveInt.default(60),
   API_RATE_LIMIT_WINDOW: z.string().min(1).default('1 minute'),
+  /** A user starts a new machine at most this often (429 with Retry-After before): Fly's budget is app-wide. */
+  API_PROVISION_COOLDOWN: duration.default('30 seconds'),
   API_WEBHOOK_BODY_LIMIT_BYTES: positiveInt.default(64 * 1024),
   /** A stream client with more than this many bytes unsent is dropped. */
   API_STREAM_MAX_BUFFERED_BYTES: positiveInt.default(1 << 20),

@@ -189,6 +189,26 @@ describe('API: machines (real Temporal, Postgres, fly-local machines)', () => {
     expect((await get({ iss: 'https://abcd.supabase.co/auth/v1' }, 3 * 3600)).json.detail).toMatch(/lifetime/);
   });
 
+  test('a per-user cooldown between new machines: 429 with Retry-After; a repeated POST for a running one is fine', async () => {
+    const cooled = await api.startApp({ API_PROVISION_COOLDOWN: '1 hour' });
+    const userId = await api.createUser('elite');
+    const token = await api.token(userId);
+    const post = () => api.call('POST', '/v1/machines', { base: cooled.url, token });
+    expect((await post()).status).toBe(202);
+    await api.waitForStatus(token, (s) => s.state === 'running');
+    expect((await post()).status).toBe(202); // the same machine: idempotent, not a new start
+    expect((await api.call('POST', '/v1/machines/me/stop', { base: cooled.url, token })).status).toBe(202);
+    await api.waitForStatus(token, (s) => s.state === 'stopped');
+    const again = await post();
+    expectProblem(again, 429);
+    expect(again.json.detail).toMatch(/^you started a machine \d+ s ago; start one again in \d+ s$/);
+    expect(Number(again.headers.get('retry-after'))).toBeGreaterThan(3500);
+    // Nothing was started by the refused call.
+    expect((await api.server.client.workflow.getHandle(machineWorkflowId(userId)).describe()).status.name).toBe(
+      'COMPLETED',
+    );
+  });
+
   test('/metrics is not public: loopback only by default, a bearer token when API_METRICS_TOKEN is set', async () => {
     const scraped = await api.startApp({ API_METRICS_TOKEN: 'metrics-token-0123456789' });
     expectProblem(await api.call('GET', '/metrics', { base: scraped.url }), 401);

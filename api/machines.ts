@@ -63,6 +63,8 @@ export interface MachineServiceDeps {
   store: ServiceStore;
   taskQueue: string;
   settings: Partial<LifecycleSettings>;
+  /** A new machine for a user at most this often (ms): start/stop loops spend the app-wide Fly budget. */
+  provisionCooldownMs?: number;
 }
 
 const QUERY_DEADLINE_MS = 5_000;
@@ -86,6 +88,25 @@ export function createMachineService(deps: MachineServiceDeps) {
 
   const stateOf = (d: WorkflowExecutionDescription): MachineState | undefined =>
     d.typedSearchAttributes.get(MachineStateSearchAttribute) as MachineState | undefined;
+
+  /**
+   * 429 when the user's last new machine started less than the cooldown ago and none runs now (a
+   * repeated POST for a running machine is the same machine, so it is never refused). From the audit
+   * table, so every API instance agrees.
+   */
+  async function refuseDuringCooldown(userId: string) {
+    const cooldown = deps.provisionCooldownMs ?? 0;
+    if (cooldown <= 0 || (await describe(userId))?.status.name === 'RUNNING') return;
+    const events = await store.listMachineEvents(userId, { limit: 20 });
+    const last = events.find((e) => e.toStatus === 'provisioning');
+    const wait = last ? last.occurredAt.getTime() + cooldown - Date.now() : 0;
+    if (wait > 0)
+      throw new HttpProblem(
+        429,
+        `you started a machine ${Math.round((Date.now() - last!.occurredAt.getTime()) / 1000)} s ago; start one again in ${Math.ceil(wait / 1000)} s`,
+        { headers: { 'retry-after': String(Math.ceil(wait / 1000)) } },
+      );
+  }
 
   /** Billing as stored (the user's, whether or not a workflow runs), as the status shows it. */
   async function billingOf(userId: string) {
@@ -135,7 +156,8 @@ export function createMachineService(deps: MachineServiceDeps) {
      * Starts the user's workflow, or finds the one that runs (USE_EXISTING): N concurrent calls are one
      * workflow and one machine. A finished workflow's id is reused (ALLOW_DUPLICATE): a new machine.
      */
-    async provision(userId: string, body: z.infer<typeof provisionRequestSchema>) {
+    async provision(userId: string, body: z.infer<typeof provisionRequestSchema>, opts: { cooldown?: boolean } = {}) {
+      if (opts.cooldown !== false) await refuseDuringCooldown(userId);
       const input = machineLifecycleInputSchema.parse({
         userId,
         region: body.region,
@@ -227,7 +249,8 @@ export function createMachineService(deps: MachineServiceDeps) {
       const [last] = await store.listMachineEvents(userId, { limit: 1 });
       if (last?.reason !== 'payment_overdue') return false;
       if (!entitlement(await store.getBillingFacts(userId), Date.now()).entitled) return false;
-      await this.provision(userId, { region: row.region, cpuPriority: row.cpuPriority });
+      // Not the user's own start: no cooldown (billing stopped it, billing starts it).
+      await this.provision(userId, { region: row.region, cpuPriority: row.cpuPriority }, { cooldown: false });
       return true;
     },
 

@@ -34,7 +34,13 @@ export function lifecycleActivityOptions(settings: LifecycleSettings) {
     // saves two server round trips each (bench:storm, bench:overhead). Idempotent per transition id (and
     // per billing event id), so a re-run after a worker crash writes nothing twice.
     store: { startToCloseTimeout: '30 seconds', retry: { ...retry(), maximumInterval: '1 minute' } },
-    fly: { startToCloseTimeout: '1 minute', retry: retry(6) },
+    // Retryable Fly errors (408, 429 with its Retry-After, 5xx) are ridden out until the start deadline,
+    // not a fixed number of attempts: a busy Fly (other users' bursts) must not turn a start into `error`.
+    fly: {
+      startToCloseTimeout: '1 minute',
+      scheduleToCloseTimeout: `${settings.startDeadlineSeconds} seconds`,
+      retry: retry(),
+    },
     probe: { startToCloseTimeout: '30 seconds', retry: retry(3) },
     waitStarted: {
       startToCloseTimeout: `${settings.startDeadlineSeconds + 90} seconds`,

@@ -297,6 +297,24 @@ describe('machineLifecycle on a real Temporal server, with machines as real proc
     }
   });
 
+  test('a rate-limited Fly (429, Retry-After) is ridden out until the start deadline, not given up after 6 attempts', async () => {
+    const userId = await stack.db.createUser('elite');
+    // Other users' bursts: the next 7 creates are refused with 429 and `Retry-After: 1`.
+    stack.flyLocal.setFaults({ create: { status: 429, message: 'rate limit exceeded', times: 7 } });
+    try {
+      const handle = await start(userId);
+      const status = await waitForState(handle, 'running', 90_000);
+      expect(status.machineId).toEqual(expect.any(String));
+      // Each retry waited what Fly asked for (about 1 s), not the policy's 1-2-4-8 s backoff.
+      const attempts = ((await handle.fetchHistory()).events ?? []).find((e) => e.activityTaskStartedEventAttributes)
+        ?.activityTaskStartedEventAttributes?.attempt;
+      expect(attempts).toBeGreaterThanOrEqual(8);
+      await handle.executeUpdate(stopUpdate, { args: [{ reason: 'done', requestedBy: 'test' }] });
+    } finally {
+      stack.flyLocal.setFaults({});
+    }
+  });
+
   test('a region without capacity falls back to the next region', async () => {
     const userId = await stack.db.createUser('elite');
     stack.flyLocal.setFaults({

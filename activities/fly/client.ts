@@ -2,7 +2,7 @@ import { isLoopbackUrl } from '../../common/loopback';
 import createClient from 'openapi-fetch';
 import { parseEnv, pickEnv } from '../../common/config';
 import type { components, operations, paths } from './fly-api';
-import { FlyApiError, FlyConnectionError, parseFlyErrorBody } from './errors';
+import { FlyApiError, FlyConnectionError, parseFlyErrorBody, parseRetryAfter } from './errors';
 
 /*
  * A typed client for the subset of the Fly Machines API the workflow uses. Types come from Fly's official
@@ -105,6 +105,7 @@ export function createFlyClient(options: FlyClientOptions) {
         response.status,
         parseFlyErrorBody(result.error, response.status),
         response.headers.get('fly-request-id') ?? undefined,
+        parseRetryAfter(response.headers.get('retry-after')),
       );
     }
     return result.data as T;

@@ -6,7 +6,9 @@ import {
   isCapacityError,
   isRetryableFlyError,
   parseFlyErrorBody,
+  parseRetryAfter,
 } from './errors';
+import { MAX_RETRY_AFTER_MS, toActivityFailure } from '../fly-failures';
 
 const apiError = (status: number, raw: unknown = { error: 'x' }) =>
   new FlyApiError('op', status, parseFlyErrorBody(raw, status), 'req-1');
@@ -63,4 +65,26 @@ test('the message carries the operation, status and fly-request-id', () => {
   const err = apiError(503, { error: 'upstream down' });
   expect(err.message).toBe('Fly op failed: HTTP 503: upstream down (fly-request-id req-1)');
   expect(err).toMatchObject({ operation: 'op', status: 503, flyRequestId: 'req-1', type: 'FlyServerError' });
+});
+
+test('Retry-After: delay-seconds or an HTTP date, else nothing', () => {
+  const now = Date.parse('2026-12-01T12:00:00Z');
+  expect(parseRetryAfter('3', now)).toBe(3000);
+  expect(parseRetryAfter('Tue, 01 Dec 2026 12:00:05 GMT', now)).toBe(5000);
+  expect(parseRetryAfter('Tue, 01 Dec 2026 11:00:00 GMT', now)).toBe(0);
+  expect(parseRetryAfter('soon', now)).toBeUndefined();
+  expect(parseRetryAfter(null, now)).toBeUndefined();
+});
+
+test('a retryable Fly error with Retry-After becomes a failure whose next retry waits that long (bounded)', () => {
+  const limited = new FlyApiError('createMachine', 429, { message: 'slow down', raw: {} }, 'req-1', 2500);
+  expect(toActivityFailure(limited)).toMatchObject({
+    type: 'FlyRateLimited',
+    nonRetryable: false,
+    nextRetryDelay: 2500,
+  });
+  const huge = new FlyApiError('createMachine', 429, { message: 'slow down', raw: {} }, 'req-2', 3_600_000);
+  expect(toActivityFailure(huge)).toMatchObject({ nextRetryDelay: MAX_RETRY_AFTER_MS });
+  const refused = new FlyApiError('createMachine', 422, { message: 'no', raw: {} }, 'req-3', 2500);
+  expect((toActivityFailure(refused) as { nextRetryDelay?: unknown }).nextRetryDelay).toBeUndefined();
 });

@@ -50,6 +50,15 @@ export function isRetryableStatus(status: number): boolean {
   return status === 408 || status === 429 || status >= 500;
 }
 
+/** `Retry-After` as ms: delay-seconds or an HTTP date (RFC 9110 §10.2.3); undefined when absent or unreadable. */
+export function parseRetryAfter(value: string | null | undefined, now = Date.now()): number | undefined {
+  if (!value) return undefined;
+  const v = value.trim();
+  if (/^\d+$/.test(v)) return Number(v) * 1000;
+  const at = Date.parse(v);
+  return Number.isNaN(at) ? undefined : Math.max(0, at - now);
+}
+
 export abstract class FlyError extends Error {
   abstract readonly type: FlyErrorType;
   abstract readonly retryable: boolean;
@@ -69,6 +78,8 @@ export class FlyApiError extends FlyError {
     readonly body: FlyErrorBody,
     /** Fly's request id (`fly-request-id`), worth logging for Fly support. */
     readonly flyRequestId: string | undefined,
+    /** From `Retry-After` (a 429 or 503): how long Fly asks us to wait, in ms. */
+    readonly retryAfterMs?: number,
   ) {
     super(
       `Fly ${operation} failed: HTTP ${status}: ${body.message}${flyRequestId ? ` (fly-request-id ${flyRequestId})` : ''}`,

@@ -87,6 +87,7 @@ export async function createApiStack(opts: ApiStackOptions = {}) {
     MACHINE_START_DEADLINE_SECONDS: '30',
     MACHINE_HEALTH_DEADLINE_SECONDS: '60',
     MACHINE_MAX_RESTARTS: '1',
+    API_PROVISION_COOLDOWN: '0 seconds', // tests stop and start again at once; the cooldown has its own test
     ...opts.env,
   });
   const apps: FastifyInstance[] = [];

@@ -515,6 +515,8 @@ export async function createFlyLocal(options: FlyLocalOptions): Promise<FlyLocal
     reply.header('fly-request-id', `01${randomBytes(12).toString('hex').toUpperCase()}-local`);
   });
   app.setErrorHandler((err: Error & { statusCode?: number }, req, reply) => {
+    // Like Fly's proxy, a rate-limited answer says when to come back.
+    if (err instanceof HttpError && err.status === 429) void reply.header('retry-after', '1');
     if (err instanceof HttpError) return reply.code(err.status).send(err.body());
     if (err.statusCode && err.statusCode < 500) return reply.code(err.statusCode).send({ error: err.message });
     req.log.error({ err }, 'fly-local internal error');
