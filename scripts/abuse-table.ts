@@ -11,7 +11,7 @@ import { quietTemporalLogs } from '../test/temporal';
  */
 
 export interface AbuseCase {
-  group: 'token' | 'webhook' | 'billing' | 'stream';
+  group: 'token' | 'webhook' | 'billing' | 'stream' | 'ops';
   name: string;
   request: string;
   expected: string;
@@ -86,6 +86,30 @@ export async function runAbuseCases(api: ApiStack): Promise<AbuseCase[]> {
     const none = `${Buffer.from(JSON.stringify({ alg: 'none', typ: 'JWT' })).toString('base64url')}.${payload}.`;
     const r = await status('GET', '/v1/machines/me', { token: none });
     add('token', 'alg none', 'GET /v1/machines/me, A’s claims with alg none, no signature', '401', r.text);
+  }
+  for (const [name, role] of [
+    ['anon key', 'anon'],
+    ['service-role key', 'service_role'],
+  ] as const) {
+    const r = await status('GET', '/v1/machines/me', { token: await api.token(a, { claims: { role } }) });
+    add('token', name, `GET /v1/machines/me, A's sub with role ${role}`, '401', r.text);
+  }
+  {
+    const r = await status('GET', '/v1/machines/me', { token: await api.token(a, { ttlSeconds: 100 * 365 * 86_400 }) });
+    add('token', '100-year lifetime', 'GET /v1/machines/me, exp 100 years after iat', '401', r.text);
+  }
+  {
+    // The user token A's own machine holds (read from its Fly config, as a compromised machine could).
+    const [machine] = await api.stack.fly.listMachines({ metadata: { user_id: a } });
+    const machineToken = machine?.config?.env?.USER_TOKEN ?? '';
+    const r = await status('GET', '/v1/machines/me', { token: machineToken });
+    add(
+      'token',
+      'a machine’s user token as a login',
+      'GET /v1/machines/me with the USER_TOKEN of A’s machine',
+      '401',
+      r.text,
+    );
   }
   {
     const r = await status('GET', '/v1/machines/me', { token: tokenB });
@@ -207,6 +231,29 @@ export async function runAbuseCases(api: ApiStack): Promise<AbuseCase[]> {
     });
     const r = await status('POST', '/v1/machines', { token: await api.token(c) });
     add('billing', 'grace period over', 'POST /v1/machines by a user whose payment failed 30 days ago', '402', r.text);
+  }
+
+  // --- ops: what only operators (or this host) may reach --------------------------------------
+  {
+    const scraped = await api.startApp({ API_METRICS_TOKEN: 'abuse-metrics-token-0123' });
+    const r = await status('GET', '/metrics', { base: scraped.url });
+    add('ops', 'metrics without a token', 'GET /metrics (API_METRICS_TOKEN set), no token', '401', r.text);
+  }
+  {
+    const flyAdmin = api.stack.flyLocal.url.replace(/\/v1$/, '/admin/machines');
+    const res = await fetch(flyAdmin);
+    add('ops', 'fly-local admin without a token', 'GET fly-local /admin/machines, no token', '401', String(res.status));
+  }
+  {
+    const cooled = await api.startApp({ API_PROVISION_COOLDOWN: '1 hour' });
+    const c = await api.createUser('elite');
+    const tokenC = await api.token(c);
+    await status('POST', '/v1/machines', { base: cooled.url, token: tokenC });
+    await api.waitForStatus(tokenC, (x) => x.state === 'running', 90_000);
+    await status('POST', '/v1/machines/me/stop', { base: cooled.url, token: tokenC });
+    await api.waitForStatus(tokenC, (x) => x.state === 'stopped', 90_000);
+    const r = await status('POST', '/v1/machines', { base: cooled.url, token: tokenC });
+    add('ops', 'start/stop loop', 'POST /v1/machines right after a stop (cooldown 1 hour)', '429', r.text);
   }
 
   // --- stream ---------------------------------------------------------------------------------
