@@ -347,7 +347,17 @@ export const createMachineActivities = (deps: MachineActivityDeps) => {
     if (machine.state !== 'started')
       return { ok: false, reason: `fly state ${machine.state ?? 'unknown'}`, checkedAt: checkedAt() };
     try {
-      const res = await http(`${machineAddress(machine, port).origin}/health`, { signal: AbortSignal.timeout(3000) });
+      // Without a control token the runtime answers only `{ ok }`; the reasons need one (short-lived,
+      // signed with this user's machine key; the user is the machine's own `user_id` tag).
+      const userId = machine.config?.metadata?.user_id;
+      const control = userId
+        ? await mintMachineAccessToken({ jwtSecret: deps.jwtSecret, userId, purpose: 'control' })
+        : undefined;
+      const headers: Record<string, string> = control ? { authorization: `Bearer ${control}` } : {};
+      const res = await http(`${machineAddress(machine, port).origin}/health`, {
+        headers,
+        signal: AbortSignal.timeout(3000),
+      });
       if (res.ok) return { ok: true, checkedAt: checkedAt() };
       const body = (await res.json().catch(() => ({}))) as { reasons?: string[]; reason?: string };
       return {

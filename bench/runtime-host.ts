@@ -60,6 +60,8 @@ async function main() {
     log: pino({ level: 'silent' }),
     clock: () => init.marketNow,
     verifyToken: async () => ({ ok: true, expiresAt: Date.now() + 3600_000 }),
+    // "50 users' worth" on one runtime (9,034 instances over 900 streams): far past one machine's budget.
+    options: { traderLimits: { maxIndicatorInstances: 20_000, maxCompiledConditions: 1_000_000 } },
   });
   await rt.app.listen({ port: 0, host: '127.0.0.1' });
   await rt.start();

@@ -6,9 +6,12 @@
 export const MACHINE_TOKEN_ISSUER = 'cloud-execution/worker';
 export const MACHINE_TOKEN_CLAIM = 'ce_machine';
 
-/** Bounds of a machine's user-token lifetime: about two renewal intervals, never under 10 minutes or over 7 days. */
+/**
+ * Bounds of a machine's user-token lifetime: about two renewal intervals, never under 10 minutes or
+ * over one day (the runtime refuses a handed token that lives longer: machine-runtime/auth.ts).
+ */
 export const MIN_MACHINE_TOKEN_SECONDS = 600;
-export const MAX_MACHINE_TOKEN_SECONDS = 7 * 86_400;
+export const MAX_MACHINE_TOKEN_SECONDS = 86_400;
 
 /**
  * The lifetime of a machine's user token for a renewal interval: two intervals and five minutes, so one

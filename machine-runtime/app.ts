@@ -1,23 +1,17 @@
 import websocket from '@fastify/websocket';
-import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, { type FastifyInstance } from 'fastify';
 import WebSocket from 'ws';
-import { z } from 'zod';
 import type { UserStore } from '../store/types';
-import {
-  bearerFrom,
-  checkHandedUserToken,
-  createTokenVerifier,
-  safeEqual,
-  unverifiedExpiry,
-  type TokenVerifier,
-} from './auth';
+import { createTokenVerifier, unverifiedExpiry, type TokenVerifier } from './auth';
 import { intervalMs, parseStreamKey, type Candle } from './candles';
-import { TraderEngine } from './engine';
+import { registerControlRoutes, tokenGuard } from './control';
+import { TraderEngine, type InvalidTrader } from './engine';
 import { BinanceFeed, type FeedOptions } from './feed';
 import { createGeminiAnnotator, type Annotator } from './gemini';
 import { backoffMs, type Log } from './log';
 import { createMetrics, type RuntimeMetrics } from './metrics';
 import { SignalSink, type SignalMessage } from './signals';
+import type { MachineBudget } from './trader-limits';
 
 export interface RuntimeDeps {
   config: {
@@ -37,13 +31,17 @@ export interface RuntimeDeps {
   log: Log;
   /** Market time in ms; defaults to Date.now (the replay's clock in tests). */
   clock?: () => number;
-  /** Overrides the verifier built from the config. */
+  /** Overrides the verifier built from the config (it then decides alone who may do what). */
   verifyToken?: TokenVerifier;
   /** Overrides the Gemini annotator built from `geminiApiKey`. */
   annotate?: Annotator;
   metrics?: RuntimeMetrics;
   options?: {
-    feed?: Partial<Omit<FeedOptions, 'onClosed' | 'log' | 'metrics' | 'clock' | 'wsUrl' | 'restUrl'>>;
+    feed?: Partial<
+      Omit<FeedOptions, 'onClosed' | 'onInvalidSymbol' | 'log' | 'metrics' | 'clock' | 'wsUrl' | 'restUrl'>
+    >;
+    /** What all traders together may use (default: trader-schema.ts's per-machine bounds). */
+    traderLimits?: Partial<MachineBudget>;
     candleCapacity?: number;
     signalQueueLimit?: number;
     storeRetryBaseMs?: number;
@@ -60,7 +58,8 @@ export interface RuntimeDeps {
 
 export type Runtime = Awaited<ReturnType<typeof createRuntime>>;
 
-const credentialsBody = z.object({ token: z.string().min(1) });
+/** A symbol Binance REST refused (-1121) is not asked for again for this long (a new listing may appear). */
+const UNKNOWN_SYMBOL_RECHECK_MS = 3_600_000;
 
 /** Builds the runtime (routes, feed, engine, sink) from its dependencies; `start()` sets it working. */
 export async function createRuntime(deps: RuntimeDeps) {
@@ -164,11 +163,14 @@ export async function createRuntime(deps: RuntimeDeps) {
   });
   const engine = new TraderEngine({
     candleCapacity: opts.candleCapacity,
+    limits: opts.traderLimits,
     onFire: (f) => sink.submit(f),
     onCandle: (candle: Candle, evaluated) => {
       if (evaluated) queueCandle(candle);
     },
   });
+  /** Symbols Binance REST refused (-1121), with why and when: their traders are refused at load. */
+  const unknownSymbols = new Map<string, { reason: string; at: number }>();
   const feed = new BinanceFeed({
     ...opts.feed,
     wsUrl: config.binanceWsUrl,
@@ -181,12 +183,17 @@ export async function createRuntime(deps: RuntimeDeps) {
       engine.onClosed(candles, source !== 'warmup');
       metrics.evaluations.inc(engine.stats.evaluations - before);
     },
+    // Its traders are marked invalid at the next load, which starts at once and drops the stream.
+    onInvalidSymbol: (symbol, reason) => {
+      unknownSymbols.set(symbol, { reason, at: Date.now() });
+      void reloadTraders();
+    },
   });
 
   // Trader (re)loading: serialised; a failure keeps the old traders and retries with backoff.
   let tradersLoadedAt = 0;
   let tradersError: string | null = null;
-  let invalidTraders: { id: string; name: string; error: string }[] = [];
+  let invalidTraders: InvalidTrader[] = [];
   let reloading: Promise<void> | null = null;
   let reloadAgain = false;
   let reloadFailures = 0;
@@ -196,7 +203,11 @@ export async function createRuntime(deps: RuntimeDeps) {
   const loadOnce = async () => {
     try {
       const rows = await store.listTraders({ enabledOnly: true });
-      const result = engine.setTraders(rows);
+      for (const [symbol, u] of unknownSymbols)
+        if (Date.now() - u.at > UNKNOWN_SYMBOL_RECHECK_MS) unknownSymbols.delete(symbol);
+      const result = engine.setTraders(rows, {
+        unknownSymbols: new Map([...unknownSymbols].map(([symbol, u]) => [symbol, u.reason])),
+      });
       invalidTraders = result.invalid;
       if (result.invalid.length) log.warn({ invalid: result.invalid }, 'some traders were refused');
       feed.setStreams(engine.streams());
@@ -280,12 +291,6 @@ export async function createRuntime(deps: RuntimeDeps) {
         detail: status >= 500 ? 'internal error' : err.message,
       });
   });
-  const problem = (reply: FastifyReply, status: number, detail: string) =>
-    reply
-      .code(status)
-      .type('application/problem+json')
-      .send({ type: 'about:blank', title: 'Unauthorized', status, detail });
-
   await app.register(websocket, {
     options: {
       maxPayload: 4 * 1024,
@@ -294,49 +299,26 @@ export async function createRuntime(deps: RuntimeDeps) {
     },
   });
 
-  const authenticate = async (req: FastifyRequest, reply: FastifyReply, allowControlToken: boolean) => {
-    const token = bearerFrom(req.headers);
-    if (!token) return problem(reply, 401, 'missing bearer token');
-    if (allowControlToken && config.controlToken && safeEqual(token, config.controlToken)) return;
-    const check = await verify(token);
-    if (!check.ok) return problem(reply, 401, `token refused: ${check.reason}`);
-  };
-
-  app.get('/health', async (_req, reply) => {
-    const h = health();
-    return reply.code(h.ok ? 200 : 503).send(h);
+  registerControlRoutes(app, {
+    userId: config.userId,
+    controlToken: config.controlToken,
+    verify,
+    log,
+    health,
+    reload: async () => {
+      await reloadTraders();
+      return { ok: tradersError === null, traders: engine.traderCount(), invalidTraders, error: tradersError };
+    },
+    installToken: (token, expiresAt) => {
+      accessToken = token;
+      tokenExpiresAt = expiresAt;
+    },
   });
   app.get('/metrics', async (_req, reply) => {
     return reply.type(metrics.registry.contentType).send(await metrics.registry.metrics());
   });
-  app.post('/control/reload', { preHandler: (req, reply) => authenticate(req, reply, true) }, async () => {
-    await reloadTraders();
-    return { ok: tradersError === null, traders: engine.traderCount(), invalidTraders, error: tradersError };
-  });
-  app.post(
-    '/control/credentials',
-    { preHandler: (req, reply) => authenticate(req, reply, true) },
-    async (req, reply) => {
-      const body = credentialsBody.safeParse(req.body);
-      if (!body.success) return problem(reply.code(400), 400, 'body must be { "token": "<jwt>" }');
-      const check = checkHandedUserToken(body.data.token, config.userId, clock());
-      if (!check.ok)
-        return reply
-          .code(400)
-          .type('application/problem+json')
-          .send({
-            type: 'about:blank',
-            title: 'Bad Request',
-            status: 400,
-            detail: `new token refused: ${check.reason}`,
-          });
-      accessToken = body.data.token;
-      tokenExpiresAt = check.expiresAt;
-      log.info({ expiresAt: new Date(check.expiresAt).toISOString() }, 'user token renewed');
-      return { ok: true, expiresAt: new Date(check.expiresAt).toISOString() };
-    },
-  );
-  app.get('/ws', { websocket: true, preValidation: (req, reply) => authenticate(req, reply, false) }, (socket) => {
+  // The API gateway's stream token (or the user's own access token); never a control token.
+  app.get('/ws', { websocket: true, preValidation: tokenGuard({ verify }, 'stream') }, (socket) => {
     clients.add(socket);
     metrics.wsClients.set(clients.size);
     socket.on('close', () => {

@@ -1,14 +1,59 @@
-import { createRemoteJWKSet, jwtVerify, type JWTVerifyGetKey } from 'jose';
+import { createRemoteJWKSet, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
 import { timingSafeEqual } from 'node:crypto';
+import { MACHINE_TOKEN_CLAIM } from '../common/machine-token';
 
 export type TokenCheck = { ok: true; expiresAt: number } | { ok: false; reason: string };
-export type TokenVerifier = (token: string) => Promise<TokenCheck>;
+/** What a token is presented for: `/control/*` and the health details, or `/ws`. */
+export type TokenUse = 'control' | 'stream';
+export type TokenVerifier = (token: string, use: TokenUse) => Promise<TokenCheck>;
+
+/** Longest lifetime (exp − iat) of a control or stream token; the worker and the gateway mint 60 s. */
+export const MAX_ACCESS_TOKEN_SECONDS = 5 * 60;
+/** A renewed user token handed to /control/credentials may expire at most this far ahead. */
+export const MAX_HANDED_TOKEN_SECONDS = 24 * 3600;
+/** How far a token's `iat` may be ahead of this machine's clock. */
+const CLOCK_SKEW_SECONDS = 60;
 
 /**
- * Accepts a JWT only when it is signed by the key that signs this user's tokens (HS256 shared
- * secret, or the Supabase project's JWKS), is not expired, and its `sub` is this machine's user.
- * The machine never holds the Supabase JWT secret of the whole project unless it is handed
- * `TOKEN_VERIFY_SECRET` (local mode); in production it only needs the public JWKS.
+ * Whether verified claims may be used for `use`:
+ * - `control`: only a token with `purpose: "control"` (minted by the worker with the machine key);
+ * - `stream`: a token with `purpose: "stream"` (minted by the API gateway), or a user's own access
+ *   token (no `purpose`, role `authenticated`, not a machine's user token);
+ * - a `purpose` token lives at most MAX_ACCESS_TOKEN_SECONDS and is not issued in the future.
+ * Returns the reason it may not, or null.
+ */
+export function tokenUseError(claims: JWTPayload, use: TokenUse, nowMs: number): string | null {
+  const purpose = claims.purpose;
+  if (purpose === undefined && use === 'stream') {
+    if (claims.role !== 'authenticated') return 'not a stream token or a user access token';
+    if (claims[MACHINE_TOKEN_CLAIM] !== undefined) return 'a machine’s user token is not accepted here';
+    return null;
+  }
+  if (purpose !== use)
+    return `not a ${use} token (purpose ${purpose === undefined ? 'missing' : JSON.stringify(purpose)})`;
+  if (typeof claims.iat !== 'number') return 'no iat claim';
+  const lifetime = claims.exp! - claims.iat;
+  if (lifetime > MAX_ACCESS_TOKEN_SECONDS)
+    return `lifetime ${lifetime} s is over ${MAX_ACCESS_TOKEN_SECONDS} s (exp − iat)`;
+  if (claims.iat * 1000 > nowMs + CLOCK_SKEW_SECONDS * 1000) return 'issued in the future (iat)';
+  return null;
+}
+
+const joseReasons: Record<string, string> = {
+  ERR_JWT_EXPIRED: 'token expired (exp)',
+  ERR_JWS_SIGNATURE_VERIFICATION_FAILED: 'bad signature (not this machine’s key)',
+  ERR_JWT_CLAIM_VALIDATION_FAILED: 'a required claim is missing or invalid',
+  ERR_JWS_INVALID: 'not a JWT',
+  ERR_JWT_INVALID: 'not a JWT',
+  ERR_JOSE_ALG_NOT_ALLOWED: 'algorithm not allowed',
+};
+
+/**
+ * Accepts a JWT only when it is signed by the key that signs this machine's tokens (HS256: the
+ * machine key the worker hands in as TOKEN_VERIFY_SECRET; or the Supabase project's JWKS), is not
+ * expired, its `sub` is this machine's user, and it is meant for `use` (tokenUseError). In
+ * production the machine only needs the public JWKS or its own machine key, never the project's
+ * JWT secret.
  */
 export function createTokenVerifier(opts: { userId: string; secret?: string; supabaseUrl?: string }): TokenVerifier {
   let key: Uint8Array | JWTVerifyGetKey;
@@ -16,16 +61,19 @@ export function createTokenVerifier(opts: { userId: string; secret?: string; sup
   else if (opts.supabaseUrl) key = createRemoteJWKSet(new URL('/auth/v1/.well-known/jwks.json', opts.supabaseUrl));
   else throw new Error('a token verifier needs TOKEN_VERIFY_SECRET or SUPABASE_URL');
   const algorithms = opts.secret ? ['HS256'] : ['RS256', 'ES256'];
-  return async (token) => {
+  return async (token, use) => {
     try {
       const { payload } = await jwtVerify(token, key as Uint8Array, { algorithms, requiredClaims: ['exp', 'sub'] });
       if (payload.sub !== opts.userId) return { ok: false, reason: 'token is for another user' };
       if (payload.role !== undefined && payload.role !== 'authenticated') return { ok: false, reason: 'wrong role' };
       const aud = payload.aud === undefined ? [] : Array.isArray(payload.aud) ? payload.aud : [payload.aud];
       if (aud.length > 0 && !aud.includes('authenticated')) return { ok: false, reason: 'wrong audience' };
+      const misuse = tokenUseError(payload, use, Date.now());
+      if (misuse) return { ok: false, reason: misuse };
       return { ok: true, expiresAt: payload.exp! * 1000 };
     } catch (err) {
-      return { ok: false, reason: (err as { code?: string }).code ?? 'invalid token' };
+      const code = (err as { code?: string }).code;
+      return { ok: false, reason: (code && joseReasons[code]) ?? code ?? 'invalid token' };
     }
   };
 }
@@ -61,7 +109,8 @@ export function unverifiedExpiry(token: string): number | undefined {
 /**
  * A renewed user token handed in by the (already authenticated) worker. Its signature is by the
  * project's JWT secret, which a machine never holds, so only its claims can be checked here; the
- * store (PostgREST) verifies the signature on every use.
+ * store (PostgREST) verifies the signature on every use. Its expiry is bounded
+ * (MAX_HANDED_TOKEN_SECONDS): a leaked control token cannot install a token good until 2100.
  */
 export function checkHandedUserToken(token: string, userId: string, now: number): TokenCheck {
   try {
@@ -72,6 +121,8 @@ export function checkHandedUserToken(token: string, userId: string, now: number)
     if (payload.sub !== userId) return { ok: false, reason: 'token is for another user' };
     if (payload.role !== 'authenticated') return { ok: false, reason: 'wrong role' };
     if (typeof payload.exp !== 'number' || payload.exp * 1000 <= now) return { ok: false, reason: 'token expired' };
+    if (payload.exp * 1000 > now + MAX_HANDED_TOKEN_SECONDS * 1000)
+      return { ok: false, reason: `expires more than ${MAX_HANDED_TOKEN_SECONDS / 3600} h ahead (exp ${payload.exp})` };
     return { ok: true, expiresAt: payload.exp * 1000 };
   } catch {
     return { ok: false, reason: 'not a JWT' };

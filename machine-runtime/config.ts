@@ -14,9 +14,9 @@ export const runtimeEnv = {
   USER_ID: z.uuid({ message: 'must be the user id (a UUID)' }),
   /** The short-lived user JWT minted by the worker (role authenticated, sub = USER_ID). */
   USER_TOKEN: z.string().regex(/^[\w-]+\.[\w-]+\.[\w-]+$/, 'must be a JWT'),
-  /** HS256 key that signs user tokens (local mode); without it tokens are checked with SUPABASE_URL's JWKS. */
+  /** HS256 machine key of control/stream tokens (the worker derives it); without it SUPABASE_URL's JWKS is used. */
   TOKEN_VERIFY_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
-  /** Optional static secret the worker may use for /control/* instead of a user token. */
+  /** Optional static secret accepted wherever a control token is (/control/*, /health details). */
   CONTROL_TOKEN: z.string().min(32, 'must be at least 32 characters').optional(),
   HOST: z.string().min(1).default('::'),
   TRADER_POLL_SECONDS: z.coerce.number().int().min(1).max(3600).default(30),

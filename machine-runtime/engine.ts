@@ -1,10 +1,11 @@
 import type { Trader } from '../store/types';
 import { parseStreamKey, streamKey, type Candle } from './candles';
 import { StreamState, operandKey } from './indicators';
+import { defaultBudget, fitToBudget, type MachineBudget } from './trader-limits';
 import {
   isGroup,
   operandsOf,
-  traderDefinitionSchema,
+  parseTraderDefinition,
   type Condition,
   type FilterGroup,
   type Operand,
@@ -46,6 +47,14 @@ export interface EngineOptions {
   onFire: (f: Firing) => void;
   /** Closed candles after evaluation (browsers' `candle` messages). */
   onCandle?: (c: Candle, evaluated: boolean) => void;
+  /** What all traders together may use (default: trader-schema.ts's per-machine bounds). */
+  limits?: Partial<MachineBudget>;
+}
+
+export interface InvalidTrader {
+  id: string;
+  name: string;
+  error: string;
 }
 
 const recentFiringsLimit = 10_000;
@@ -63,32 +72,57 @@ export class TraderEngine {
   private readonly recentFirings = new Set<string>();
   readonly stats = { evaluations: 0, candles: 0, ignoredCandles: 0, lastEvaluationAt: 0, firings: 0 };
   private readonly capacity: number;
+  private readonly budget: MachineBudget;
 
   constructor(private readonly opts: EngineOptions) {
     this.capacity = opts.candleCapacity ?? 500;
+    this.budget = { ...defaultBudget, ...opts.limits };
   }
 
-  /** Validates and installs traders; returns the ones refused and why. Unchanged traders keep their state. */
-  setTraders(rows: Trader[]): { loaded: number; invalid: { id: string; name: string; error: string }[] } {
-    const invalid: { id: string; name: string; error: string }[] = [];
+  /**
+   * Validates and installs traders; returns the ones refused and why (a definition that does not
+   * parse or exceeds its bounds, a symbol Binance does not know, or more than the machine's budget).
+   * A refused trader never blocks the others. Unchanged traders keep their state.
+   */
+  setTraders(
+    rows: Trader[],
+    opts: { unknownSymbols?: ReadonlyMap<string, string> } = {},
+  ): { loaded: number; invalid: InvalidTrader[] } {
+    const invalid: InvalidTrader[] = [];
     const previous = new Map(this.traders.map((t) => [t.id, t]));
-    const next: LoadedTrader[] = [];
+    const candidates: { trader: LoadedTrader; def: TraderDefinition; operands: Operand[]; running: boolean }[] = [];
     for (const row of rows) {
       if (!row.enabled) continue;
       const updatedAt = row.updatedAt.getTime();
       const old = previous.get(row.id);
+      let trader: LoadedTrader;
       // Unchanged since it was validated (the store bumps updated_at on every edit): not parsed again.
-      if (old && old.updatedAt === updatedAt) {
-        next.push(old);
+      if (old && old.updatedAt === updatedAt) trader = old;
+      else {
+        const parsed = parseTraderDefinition(row.definition);
+        if (!parsed.success) {
+          invalid.push({ id: row.id, name: row.name, error: parsed.error });
+          continue;
+        }
+        trader = { id: row.id, name: row.name, updatedAt, def: parsed.data, operands: operandsOf(parsed.data.filter) };
+      }
+      const unknown = trader.def.symbols.find((s) => opts.unknownSymbols?.has(s));
+      if (unknown) {
+        invalid.push({
+          id: row.id,
+          name: row.name,
+          error: `symbols: ${unknown}: ${opts.unknownSymbols!.get(unknown)!}`,
+        });
         continue;
       }
-      const parsed = traderDefinitionSchema.safeParse(row.definition);
-      if (!parsed.success) {
-        const issue = parsed.error.issues[0];
-        invalid.push({ id: row.id, name: row.name, error: `${issue?.path.join('.') ?? ''}: ${issue?.message ?? ''}` });
-        continue;
-      }
-      next.push({ id: row.id, name: row.name, updatedAt, def: parsed.data, operands: operandsOf(parsed.data.filter) });
+      candidates.push({ trader, def: trader.def, operands: trader.operands, running: trader === old });
+    }
+    const refused = fitToBudget(candidates, this.budget);
+    const next: LoadedTrader[] = [];
+    for (const c of candidates) {
+      const error = refused.get(c);
+      if (error) invalid.push({ id: c.trader.id, name: c.trader.name, error });
+      else next.push(c.trader);
     }
     this.traders = next;
 

@@ -2,7 +2,7 @@ import WebSocket from 'ws';
 import { intervalMs, parseStreamKey, streamKey, streamName, type Candle } from './candles';
 import { backoffMs, type Log } from './log';
 import type { RuntimeMetrics } from './metrics';
-import { KlinesClient } from './rest';
+import { InvalidSymbolError, KlinesClient } from './rest';
 
 export type CandleSource = 'warmup' | 'live' | 'backfill';
 
@@ -15,6 +15,8 @@ export interface FeedOptions {
   metrics: RuntimeMetrics;
   /** Receives each closed candle exactly once per stream, in open-time order, without gaps. */
   onClosed: (candles: Candle[], source: CandleSource) => void;
+  /** Binance REST does not know a stream's symbol (-1121): the stream stops asking; drop its traders. */
+  onInvalidSymbol?: (symbol: string, reason: string) => void;
   /** Binance allows 1,024 streams per connection. */
   maxStreamsPerConnection?: number;
   /** Binance disconnects above 5 incoming messages per second; control frames are paced below that. */
@@ -47,6 +49,8 @@ interface StreamEntry {
   catchUpBefore: number;
   draining: boolean;
   removed: boolean;
+  /** Set when REST refused the symbol: nothing more is asked for this stream. */
+  failed?: string;
 }
 
 interface Shard {
@@ -79,7 +83,9 @@ export class BinanceFeed {
   private readonly feedMessages: { inc(): void };
   /** Labelled children resolved once: a labelled inc() per candle hashes its labels every time. */
   private readonly closedCounters: Record<CandleSource, { inc(n: number): void }>;
-  private readonly o: Required<Omit<FeedOptions, 'onClosed' | 'log' | 'metrics' | 'clock' | 'wsUrl' | 'restUrl'>>;
+  private readonly o: Required<
+    Omit<FeedOptions, 'onClosed' | 'onInvalidSymbol' | 'log' | 'metrics' | 'clock' | 'wsUrl' | 'restUrl'>
+  >;
 
   constructor(private readonly opts: FeedOptions) {
     this.o = {
@@ -175,7 +181,7 @@ export class BinanceFeed {
       shards: this.shards.length,
       connectedShards,
       streams: this.streams.size,
-      warmingUp: [...this.streams.values()].filter((s) => s.cursor === undefined).length,
+      warmingUp: [...this.streams.values()].filter((s) => s.cursor === undefined && !s.failed).length,
       lastFrameAt: Math.max(0, ...this.shards.map((s) => s.lastFrameAt)),
       ...this.counters,
     };
@@ -415,10 +421,16 @@ export class BinanceFeed {
 
   /** Serialised per stream: warm-up, then gap backfill and live candles strictly in order. */
   private drain(s: StreamEntry): void {
-    if (s.draining || this.stopped) return;
+    if (s.draining || this.stopped || s.failed) return;
     s.draining = true;
     this.drainLoop(s)
-      .catch((err: unknown) => this.opts.log.error({ err, stream: s.key }, 'stream drain failed'))
+      .catch((err: unknown) => {
+        if (!(err instanceof InvalidSymbolError))
+          return this.opts.log.error({ err, stream: s.key }, 'stream drain failed');
+        s.failed = err.message;
+        this.opts.log.warn({ stream: s.key, reason: err.message }, 'symbol unknown to Binance; stream stopped');
+        this.opts.onInvalidSymbol?.(s.symbol, err.message);
+      })
       .finally(() => {
         s.draining = false;
       });

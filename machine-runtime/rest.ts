@@ -4,6 +4,21 @@ import type { RuntimeMetrics } from './metrics';
 
 const maxLimit = 1000;
 
+/**
+ * Binance answered HTTP 400 with code -1121 ("Invalid symbol."): the symbol does not exist (or no
+ * longer does). Asking again cannot help and spends request weight (repeated errors risk an IP
+ * ban), so it is never retried; the feed hands it to the runtime, which marks the traders invalid.
+ */
+export class InvalidSymbolError extends Error {
+  constructor(
+    readonly symbol: string,
+    readonly binanceMessage: string,
+  ) {
+    super(`Binance does not know ${symbol}: HTTP 400, code -1121 ${JSON.stringify(binanceMessage)}`);
+    this.name = 'InvalidSymbolError';
+  }
+}
+
 export interface KlinesQuery {
   symbol: string;
   interval: string;
@@ -58,7 +73,10 @@ export class KlinesClient {
     const res = await fetch(url, { signal: AbortSignal.timeout(this.opts.timeoutMs ?? 10_000) });
     if (!res.ok) {
       const retryAfter = Number(res.headers.get('retry-after'));
-      const detail = (await res.text().catch(() => '')).slice(0, 200);
+      const body = await res.text().catch(() => '');
+      const binance = binanceError(body);
+      if (res.status === 400 && binance?.code === -1121) throw new InvalidSymbolError(q.symbol, binance.msg);
+      const detail = body.slice(0, 200);
       const err = new Error(`klines ${res.status} for ${q.symbol} ${q.interval}: ${detail}`) as Error & {
         retryAfterMs?: number;
       };
@@ -70,7 +88,10 @@ export class KlinesClient {
     return rows.map((r) => parseRow(r, q.symbol, q.interval));
   }
 
-  /** Retries a page until it succeeds or the feed stops (a missed candle is worse than a late one). */
+  /**
+   * Retries a page until it succeeds or the feed stops (a missed candle is worse than a late one);
+   * an unknown symbol (InvalidSymbolError) is thrown at once.
+   */
   async pageWithRetry(q: KlinesQuery): Promise<Candle[] | null> {
     for (let attempt = 0; ; attempt++) {
       if (this.opts.isStopped?.()) return null;
@@ -80,6 +101,7 @@ export class KlinesClient {
         return rows;
       } catch (err) {
         this.opts.metrics.restRequests.inc({ outcome: 'error' });
+        if (err instanceof InvalidSymbolError) throw err;
         const wait = Math.max(
           (err as { retryAfterMs?: number }).retryAfterMs ?? 0,
           backoffMs(attempt, this.opts.retryBaseMs ?? 500, this.opts.retryMaxMs ?? 30_000),
@@ -102,6 +124,16 @@ export class KlinesClient {
       if (rows.length < maxLimit || !last || last.closeTime >= before) return out;
       start = last.openTime + 1;
     }
+  }
+}
+
+/** Binance's error body, `{"code":-1121,"msg":"Invalid symbol."}`, if that is what `body` is. */
+function binanceError(body: string): { code: number; msg: string } | undefined {
+  try {
+    const e = JSON.parse(body) as { code?: unknown; msg?: unknown };
+    return typeof e.code === 'number' ? { code: e.code, msg: typeof e.msg === 'string' ? e.msg : '' } : undefined;
+  } catch {
+    return undefined;
   }
 }
 

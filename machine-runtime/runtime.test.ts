@@ -27,6 +27,14 @@ const mint = (opts: { sub?: string; key?: string; expiresIn?: string } = {}) =>
     .setIssuedAt()
     .setExpirationTime(opts.expiresIn ?? '1h')
     .sign(new TextEncoder().encode(opts.key ?? secret));
+/** What the worker sends on /control/* and for /health details (activities/credentials.ts). */
+const mintControl = (opts: { sub?: string } = {}) =>
+  new SignJWT({ purpose: 'control' })
+    .setProtectedHeader({ alg: 'HS256' })
+    .setSubject(opts.sub ?? userId)
+    .setIssuedAt()
+    .setExpirationTime('60s')
+    .sign(new TextEncoder().encode(secret));
 
 async function waitFor(what: string, cond: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -104,11 +112,15 @@ describe('machine runtime (replay + in-memory store)', () => {
     await runtime.stop();
     await replay.close();
   });
+  /** /health with its details (a control token); without one it says only `{ ok }`. */
+  const health = async () =>
+    fetch(`http://${base}/health`, { headers: { authorization: `Bearer ${await mintControl()}` } });
 
   test('health is 200 once the feed is connected, traders loaded and evaluations recent; metrics are exposed', async () => {
     if (skip) return console.warn('SKIPPED: no recorded data (see above)');
     await waitFor('healthy', async () => (await fetch(`http://${base}/health`)).status === 200);
-    const body = (await (await fetch(`http://${base}/health`)).json()) as Record<string, unknown>;
+    expect(await (await fetch(`http://${base}/health`)).json()).toEqual({ ok: true });
+    const body = (await (await health()).json()) as Record<string, unknown>;
     expect(body).toMatchObject({ ok: true, reasons: [], traders: 1, streams: 1 });
     const metrics = await (await fetch(`http://${base}/metrics`)).text();
     for (const name of [
@@ -172,7 +184,7 @@ describe('machine runtime (replay + in-memory store)', () => {
     if (skip) return console.warn('SKIPPED: no recorded data (see above)');
     store.failing = true;
     await waitFor('queued signals', () => runtime.sink.queued > 0);
-    const res = await fetch(`http://${base}/health`);
+    const res = await health();
     expect(res.status).toBe(503);
     const body = (await res.json()) as { reasons: string[] };
     expect(body.reasons.join(' ')).toContain('store unreachable');
@@ -206,8 +218,10 @@ describe('machine runtime (replay + in-memory store)', () => {
         body: JSON.stringify({ token }),
       });
     expect((await post(renewed, await mint({ sub: randomUUID() }))).status).toBe(401);
-    expect((await post(await mint({ sub: randomUUID() }), await mint())).status).toBe(400);
-    const ok = await post(renewed, renewed);
+    expect((await post(renewed, renewed)).status).toBe(401); // a user token is no control token
+    expect((await post(renewed, await mintControl({ sub: randomUUID() }))).status).toBe(401);
+    expect((await post(await mint({ sub: randomUUID() }), await mintControl())).status).toBe(400);
+    const ok = await post(renewed, await mintControl());
     expect(ok.status).toBe(200);
     expect(runtime.getAccessToken()).toBe(renewed);
   });

@@ -1,6 +1,31 @@
 import { z } from 'zod';
 import { klineIntervals } from './candles';
 
+/**
+ * Bounds of one definition, checked by `parseTraderDefinition` before zod sees it (zod recurses:
+ * ~485 nested groups overflowed the stack). The API can validate with the same function.
+ */
+/** Compact JSON (`JSON.stringify`), in UTF-8 bytes. The database holds ≤ 64 KB of jsonb text. */
+export const MAX_DEFINITION_BYTES = 32 * 1024;
+/** Groups nested in groups; the top-level `filter` is 1. */
+export const MAX_FILTER_DEPTH = 32;
+/** Conditions and groups in one filter, all levels together. */
+export const MAX_FILTER_NODES = 500;
+/** Items in one `all` / `any`. */
+export const MAX_GROUP_ITEMS = 50;
+export const MAX_SYMBOLS = 200;
+/**
+ * Per machine (all enabled traders together): distinct indicator instances, one per symbol ×
+ * interval × indicator settings (price and volume count once per stream: each stream also holds its
+ * 500-candle buffer). ~33 KB each at worst (a 28 KB candle buffer, a Bollinger(500) window), so the
+ * bound costs at most ~35 MB of the 160 MB heap.
+ */
+export const MAX_INDICATOR_INSTANCES = 1_000;
+/** Per machine: compiled conditions, a trader's conditions × its symbols (one closure each). */
+export const MAX_COMPILED_CONDITIONS = 100_000;
+/** Plain JSON nesting anywhere in a definition: enough for MAX_FILTER_DEPTH groups of conditions. */
+const MAX_JSON_DEPTH = 2 * MAX_FILTER_DEPTH + 3;
+
 const period = (max = 500) => z.number().int().min(1).max(max);
 
 /** Values a condition can compare. Every indicator comes from `trading-signals` (see indicators.ts). */
@@ -47,8 +72,8 @@ export type FilterGroup = { all: (Condition | FilterGroup)[] } | { any: (Conditi
 const nodeSchema: z.ZodType<Condition | FilterGroup> = z.lazy(() => z.union([conditionSchema, groupSchema]));
 export const groupSchema: z.ZodType<FilterGroup> = z.lazy(() =>
   z.union([
-    z.strictObject({ all: z.array(nodeSchema).min(1).max(50) }),
-    z.strictObject({ any: z.array(nodeSchema).min(1).max(50) }),
+    z.strictObject({ all: z.array(nodeSchema).min(1).max(MAX_GROUP_ITEMS) }),
+    z.strictObject({ any: z.array(nodeSchema).min(1).max(MAX_GROUP_ITEMS) }),
   ]),
 );
 
@@ -61,7 +86,7 @@ export const traderDefinitionSchema = z.object({
         .transform((s) => s.toUpperCase()),
     )
     .min(1)
-    .max(200),
+    .max(MAX_SYMBOLS),
   interval: z.enum(klineIntervals),
   filter: groupSchema,
   /** `change`: fire when the filter turns true; `every`: on every closed candle where it is true. */
@@ -83,4 +108,66 @@ export function operandsOf(group: FilterGroup): Operand[] {
     }
   }
   return out;
+}
+
+/** Conditions in a filter (nesting is bounded by MAX_FILTER_DEPTH, so recursion is safe here). */
+export function conditionCount(group: FilterGroup): number {
+  let n = 0;
+  for (const node of 'all' in group ? group.all : group.any) n += isGroup(node) ? conditionCount(node) : 1;
+  return n;
+}
+
+/**
+ * The first bound `value` exceeds, or null. One iterative walk (no recursion, so no stack to
+ * overflow), stopping as soon as a bound is passed: the cost is at most MAX_DEFINITION_BYTES steps
+ * whatever it is handed (a cyclic object too). Bytes are those of `JSON.stringify(value)`.
+ */
+export function definitionBoundsError(value: unknown): string | null {
+  const stack: { v: unknown; json: number; groups: number }[] = [{ v: value, json: 0, groups: 0 }];
+  let bytes = 0;
+  let nodes = 0;
+  const over = () => `definition: larger than ${MAX_DEFINITION_BYTES} bytes of JSON`;
+  while (stack.length > 0) {
+    const { v, json, groups } = stack.pop()!;
+    if (v === undefined) continue; // left out by JSON.stringify
+    if (v === null || typeof v === 'boolean' || typeof v === 'number') bytes += JSON.stringify(v).length;
+    else if (typeof v === 'string') {
+      if (v.length > MAX_DEFINITION_BYTES) return over();
+      bytes += Buffer.byteLength(JSON.stringify(v));
+    } else if (typeof v === 'object') {
+      if (json + 1 > MAX_JSON_DEPTH) return `definition: nested deeper than ${MAX_JSON_DEPTH} levels of JSON`;
+      const group = 'all' in v || 'any' in v;
+      if (group || 'left' in v) nodes++;
+      if (nodes > MAX_FILTER_NODES) return `filter: more than ${MAX_FILTER_NODES} conditions and groups`;
+      const depth = groups + (group ? 1 : 0);
+      if (depth > MAX_FILTER_DEPTH) return `filter: more than ${MAX_FILTER_DEPTH} nested groups`;
+      const items: unknown[] = Array.isArray(v) ? v : Object.values(v);
+      bytes += 2 + Math.max(0, items.length - 1); // brackets and commas
+      if (bytes > MAX_DEFINITION_BYTES) return over();
+      if (!Array.isArray(v))
+        for (const k of Object.keys(v)) {
+          bytes += Buffer.byteLength(JSON.stringify(k)) + 1; // "key":
+          if (bytes > MAX_DEFINITION_BYTES) return over();
+        }
+      for (const item of items) stack.push({ v: item, json: json + 1, groups: depth });
+    } else return `definition: not JSON (a ${typeof v})`;
+    if (bytes > MAX_DEFINITION_BYTES) return over();
+  }
+  return null;
+}
+
+export type DefinitionResult = { success: true; data: TraderDefinition } | { success: false; error: string };
+
+/** Bounds first, then the schema; never throws. The error names where the problem is. */
+export function parseTraderDefinition(value: unknown): DefinitionResult {
+  try {
+    const bounds = definitionBoundsError(value);
+    if (bounds) return { success: false, error: bounds };
+    const parsed = traderDefinitionSchema.safeParse(value);
+    if (parsed.success) return { success: true, data: parsed.data };
+    const issue = parsed.error.issues[0];
+    return { success: false, error: `${issue?.path.join('.') ?? ''}: ${issue?.message ?? 'invalid'}` };
+  } catch (err) {
+    return { success: false, error: `definition: ${err instanceof Error ? err.message : String(err)}` };
+  }
 }
