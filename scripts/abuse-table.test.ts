@@ -8,7 +8,7 @@ describe('abuse table (the cases `npm run abuse` prints)', () => {
   let cases: AbuseCase[];
 
   beforeAll(async () => {
-    api = await createApiStack();
+    api = await createApiStack({ realRuntime: true }); // the machine rows need the real runtime
     cases = await runAbuseCases(api);
   });
   afterAll(async () => {
