@@ -24,6 +24,8 @@ import { buildOpenApi } from './openapi';
 import { HttpProblem, sendProblem, zodErrors } from './problem';
 import { dashboardBundle } from './dashboard/bundle';
 import { createStreamGateway } from './stream';
+import { createGeminiNoteWriter, type AiNoteWriter } from '../common/ai-note';
+import { registerMachineApi } from './machine-api';
 import { applyBillingEvent, parseBillingEvent, SIGNATURE_HEADER, verifyWebhookSignature } from './webhooks';
 
 export interface AppDeps {
@@ -36,6 +38,8 @@ export interface AppDeps {
   /** Default `machines` (TASK_QUEUE); tests use a unique one. */
   taskQueue?: string;
   metrics?: ApiMetrics;
+  /** Overrides the Gemini note writer built from GEMINI_API_KEY (tests). */
+  writeNote?: AiNoteWriter;
 }
 
 const DASHBOARD_DIR = join(__dirname, 'dashboard');
@@ -155,6 +159,22 @@ export async function createApp(deps: AppDeps): Promise<FastifyInstance> {
     keyGenerator: (req) => req.user?.id ?? req.ip,
   });
   const userRoute = { onRequest: authenticate(false), preHandler: perUserLimit };
+
+  // --- the machine-facing API (a machine, signed with its per-user key; never a database credential) ---
+  await registerMachineApi(app, {
+    jwtSecret: config.SUPABASE_JWT_SECRET,
+    notesPerMinute: config.API_AI_NOTES_PER_MINUTE,
+    writeNote:
+      deps.writeNote ??
+      (config.GEMINI_API_KEY
+        ? createGeminiNoteWriter({
+            apiKey: config.GEMINI_API_KEY,
+            model: config.GEMINI_MODEL,
+            baseUrl: config.GEMINI_BASE_URL,
+            timeoutMs: config.GEMINI_TIMEOUT_MS,
+          })
+        : undefined),
+  });
 
   // --- machines ----------------------------------------------------------------------------------------
   app.post('/v1/machines', userRoute, async (req, reply) => {

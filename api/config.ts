@@ -32,6 +32,13 @@ export const apiEnvShape = {
   API_RATE_LIMIT_WINDOW: z.string().min(1).default('1 minute'),
   /** A user starts a new machine at most this often (429 with Retry-After before): Fly's budget is app-wide. */
   API_PROVISION_COOLDOWN: duration.default('30 seconds'),
+  /** Gemini makes AI notes for machines (POST /v1/machine/ai-note); the key never leaves the API. */
+  GEMINI_API_KEY: contractEnv.GEMINI_API_KEY,
+  GEMINI_MODEL: z.string().min(1).default('gemini-2.5-flash'),
+  /** A Gemini-compatible endpoint instead of Google's (tests, a proxy). */
+  GEMINI_BASE_URL: z.url().optional(),
+  GEMINI_TIMEOUT_MS: z.coerce.number().int().min(100).max(60_000).default(4_000),
+  API_AI_NOTES_PER_MINUTE: positiveInt.default(30),
   API_WEBHOOK_BODY_LIMIT_BYTES: positiveInt.default(64 * 1024),
   /** A stream client with more than this many bytes unsent is dropped. */
   API_STREAM_MAX_BUFFERED_BYTES: positiveInt.default(1 << 20),

@@ -7,7 +7,7 @@ import { intervalMs, parseStreamKey, type Candle } from './candles';
 import { registerControlRoutes, tokenGuard } from './control';
 import { TraderEngine, type InvalidTrader } from './engine';
 import { BinanceFeed, type FeedOptions } from './feed';
-import { createGeminiAnnotator, type Annotator } from './gemini';
+import { createApiAnnotator, type Annotator } from './gemini';
 import { backoffMs, type Log } from './log';
 import { createMetrics, type RuntimeMetrics } from './metrics';
 import { SignalSink, type SignalMessage } from './signals';
@@ -22,9 +22,9 @@ export interface RuntimeDeps {
     tokenVerifySecret?: string;
     supabaseUrl?: string;
     controlToken?: string;
-    geminiApiKey?: string;
-    geminiModel?: string;
-    geminiTimeoutMs?: number;
+    /** The control plane's machine-facing API (MACHINE_API_URL): AI notes are asked of it, signed with the machine key. */
+    machineApiUrl?: string;
+    aiNoteTimeoutMs?: number;
     traderPollSeconds?: number;
   };
   store: UserStore;
@@ -72,11 +72,12 @@ export async function createRuntime(deps: RuntimeDeps) {
     createTokenVerifier({ userId: config.userId, secret: config.tokenVerifySecret, supabaseUrl: config.supabaseUrl });
   const annotate =
     deps.annotate ??
-    (config.geminiApiKey
-      ? createGeminiAnnotator({
-          apiKey: config.geminiApiKey,
-          model: config.geminiModel,
-          timeoutMs: config.geminiTimeoutMs,
+    (config.machineApiUrl && config.tokenVerifySecret
+      ? createApiAnnotator({
+          apiUrl: config.machineApiUrl,
+          userId: config.userId,
+          machineKey: config.tokenVerifySecret,
+          timeoutMs: config.aiNoteTimeoutMs,
         })
       : undefined);
   const maxBuffered = opts.wsMaxBufferedBytes ?? 1 << 20;
@@ -155,7 +156,7 @@ export async function createRuntime(deps: RuntimeDeps) {
     log,
     metrics,
     annotate,
-    annotateTimeoutMs: (config.geminiTimeoutMs ?? 4_000) + 500,
+    annotateTimeoutMs: (config.aiNoteTimeoutMs ?? 4_000) + 500,
     queueLimit: opts.signalQueueLimit,
     retryBaseMs: opts.storeRetryBaseMs,
     retryMaxMs: opts.storeRetryMaxMs,

@@ -2,15 +2,7 @@ import { z } from 'zod';
 import { ConfigError, parseEnv, pickEnv } from '../common/config';
 
 export const runtimeEnv = {
-  ...pickEnv(
-    'DATABASE_URL',
-    'SUPABASE_URL',
-    'SUPABASE_ANON_KEY',
-    'BINANCE_WS_URL',
-    'BINANCE_REST_URL',
-    'GEMINI_API_KEY',
-    'PORT',
-  ),
+  ...pickEnv('DATABASE_URL', 'SUPABASE_URL', 'SUPABASE_ANON_KEY', 'BINANCE_WS_URL', 'BINANCE_REST_URL', 'PORT'),
   USER_ID: z.uuid({ message: 'must be the user id (a UUID)' }),
   /** The short-lived user JWT minted by the worker (role authenticated, sub = USER_ID). */
   USER_TOKEN: z.string().regex(/^[\w-]+\.[\w-]+\.[\w-]+$/, 'must be a JWT'),
@@ -20,8 +12,9 @@ export const runtimeEnv = {
   CONTROL_TOKEN: z.string().min(32, 'must be at least 32 characters').optional(),
   HOST: z.string().min(1).default('::'),
   TRADER_POLL_SECONDS: z.coerce.number().int().min(1).max(3600).default(30),
-  GEMINI_MODEL: z.string().min(1).default('gemini-2.5-flash'),
-  GEMINI_TIMEOUT_MS: z.coerce.number().int().min(100).max(60_000).default(4_000),
+  /** The control plane's machine-facing API; with it, signals get an AI note (made there: no key here). */
+  MACHINE_API_URL: z.url({ message: 'must be the API base URL, e.g. https://api.example.com' }).optional(),
+  AI_NOTE_TIMEOUT_MS: z.coerce.number().int().min(100).max(60_000).default(4_000),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 };
 export type RuntimeConfig = ReturnType<typeof loadConfig>;

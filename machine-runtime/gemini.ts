@@ -1,46 +1,49 @@
-import type { GoogleGenAI } from '@google/genai';
+import { SignJWT } from 'jose';
+import type { AiNoteRequest } from '../common/ai-note';
 import type { Firing } from './engine';
 
 export type Annotator = (f: Firing) => Promise<string>;
 
+/** The purpose claim of the token a machine signs to call the control plane's machine-facing API. */
+export const MACHINE_API_PURPOSE = 'machine-api';
+
 /**
- * A short note on a signal from Gemini. Bounded by `timeoutMs` and no SDK retries: the note is a
- * nicety, the signal must not wait for it.
+ * A short note on a signal, asked of the control plane (`POST <apiUrl>/v1/machine/ai-note`), which
+ * holds the Gemini key: the machine holds no project-wide secret. Each call carries a 60-second token
+ * signed with this machine's key (`purpose: machine-api`, `sub` = its user), so the API knows whose
+ * budget it spends. Bounded by `timeoutMs`: the note is a nicety, the signal must not wait for it.
  */
-export function createGeminiAnnotator(opts: {
-  apiKey: string;
-  model?: string;
+export function createApiAnnotator(opts: {
+  apiUrl: string;
+  userId: string;
+  machineKey: string;
   timeoutMs?: number;
-  baseUrl?: string;
+  fetch?: typeof fetch;
 }): Annotator {
   const timeoutMs = opts.timeoutMs ?? 4_000;
-  // Loaded on first use: the SDK is ~15 MB of RSS that a machine without a key never needs.
-  let ai: Promise<GoogleGenAI> | undefined;
-  const client = () =>
-    (ai ??= import('@google/genai').then(
-      ({ GoogleGenAI }) =>
-        new GoogleGenAI({
-          apiKey: opts.apiKey,
-          httpOptions: { baseUrl: opts.baseUrl, timeout: timeoutMs, retryOptions: { attempts: 1 } },
-        }),
-    ));
+  const key = new TextEncoder().encode(opts.machineKey);
+  const url = new URL('/v1/machine/ai-note', opts.apiUrl).toString();
+  const http = opts.fetch ?? fetch;
   return async (f) => {
+    const token = await new SignJWT({ purpose: MACHINE_API_PURPOSE })
+      .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
+      .setSubject(opts.userId)
+      .setIssuedAt()
+      .setExpirationTime('60s')
+      .sign(key);
     const c = f.candle;
-    const values = Object.entries(f.values)
-      .map(([k, v]) => `${k}=${v === null ? 'n/a' : Number(v.toPrecision(8))}`)
-      .join(', ');
-    const prompt =
-      `A crypto screener filter named "${f.trader.name}" just matched ${c.symbol} on the ${c.interval} chart ` +
-      `(candle opened ${new Date(c.openTime).toISOString()}: open ${c.open}, high ${c.high}, low ${c.low}, ` +
-      `close ${c.close}, volume ${c.volume}). Indicator values: ${values}. ` +
-      'In at most two short sentences, say what this setup usually means. No financial advice.';
-    const res = await (
-      await client()
-    ).models.generateContent({
-      model: opts.model ?? 'gemini-2.5-flash',
-      contents: prompt,
-      config: { abortSignal: AbortSignal.timeout(timeoutMs), maxOutputTokens: 120, temperature: 0.3 },
+    const body: AiNoteRequest = {
+      ...{ traderName: f.trader.name, symbol: c.symbol, interval: c.interval, openTime: c.openTime },
+      ...{ open: c.open, high: c.high, low: c.low, close: c.close, volume: c.volume, values: f.values },
+    };
+    const res = await http(url, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+      signal: AbortSignal.timeout(timeoutMs),
     });
-    return (res.text ?? '').trim().slice(0, 500);
+    if (!res.ok) throw new Error(`ai note: HTTP ${res.status}`);
+    const { note } = (await res.json()) as { note?: unknown };
+    return typeof note === 'string' ? note : '';
   };
 }

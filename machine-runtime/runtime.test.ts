@@ -8,7 +8,7 @@ import { createBinanceReplay, type BinanceReplay } from '../dev/binance-replay/s
 import { createRuntime, type Runtime } from './app';
 import { loadConfig } from './config';
 import type { Firing } from './engine';
-import { createGeminiAnnotator } from './gemini';
+import { createApiAnnotator } from './gemini';
 import { sleep } from './log';
 import { createMetrics } from './metrics';
 import { SignalSink } from './signals';
@@ -227,7 +227,7 @@ describe('machine runtime (replay + in-memory store)', () => {
   });
 });
 
-test('Gemini unreachable: the signal is stored without a note, promptly', async () => {
+test('the AI note service unreachable: the signal is stored without a note, promptly', async () => {
   const store = new MemoryUserStore();
   const sink = new SignalSink({
     store,
@@ -235,7 +235,12 @@ test('Gemini unreachable: the signal is stored without a note, promptly', async 
     metrics: createMetrics(),
     broadcast: () => undefined,
     // Port 9 (discard) on loopback refuses at once: no network is needed or used.
-    annotate: createGeminiAnnotator({ apiKey: 'test-key', baseUrl: 'http://127.0.0.1:9', timeoutMs: 1_000 }),
+    annotate: createApiAnnotator({
+      apiUrl: 'http://127.0.0.1:9',
+      userId: randomUUID(),
+      machineKey: 'k'.repeat(43),
+      timeoutMs: 1_000,
+    }),
     annotateTimeoutMs: 1_500,
   });
   const firing: Firing = {

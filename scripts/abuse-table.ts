@@ -236,6 +236,27 @@ export async function runAbuseCases(api: ApiStack): Promise<AbuseCase[]> {
     add('billing', 'grace period over', 'POST /v1/machines by a user whose payment failed 30 days ago', '402', r.text);
   }
 
+  {
+    // What a compromised machine could read of itself: its own environment, as Fly holds it.
+    const [machine] = await api.stack.fly.listMachines({ metadata: { user_id: a } });
+    const env = machine?.config?.env ?? {};
+    const secrets = [
+      'GEMINI_API_KEY',
+      'SUPABASE_SERVICE_KEY',
+      'SUPABASE_JWT_SECRET',
+      'FLY_API_TOKEN',
+      'WEBHOOK_SECRET',
+    ];
+    const held = secrets.filter((k) => k in env);
+    add(
+      'machine',
+      'project-wide secrets on a machine',
+      'keys of A’s machine env',
+      'none of them',
+      held.length ? held.join(', ') : 'none of them',
+    );
+  }
+
   // --- ops: what only operators (or this host) may reach --------------------------------------
   {
     const scraped = await api.startApp({ API_METRICS_TOKEN: 'abuse-metrics-token-0123' });

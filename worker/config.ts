@@ -15,7 +15,8 @@ export const workerEnvShape = {
   SUPABASE_JWT_SECRET: contractEnv.SUPABASE_JWT_SECRET.unwrap(),
   BINANCE_WS_URL: contractEnv.BINANCE_WS_URL,
   BINANCE_REST_URL: contractEnv.BINANCE_REST_URL,
-  GEMINI_API_KEY: contractEnv.GEMINI_API_KEY,
+  /** The API's address as machines reach it (its machine-facing routes: AI notes). Unset: no notes. */
+  MACHINE_API_URL: z.url({ message: 'must be the API base URL machines can reach' }).optional(),
   /** Only for a store the machines may reach as their user (local mode); default: DATABASE_URL when it is on this host. */
   MACHINE_DATABASE_URL: contractEnv.DATABASE_URL,
   WORKER_MAX_CACHED_WORKFLOWS: z.coerce.number().int().min(0).default(1000),
@@ -66,6 +67,7 @@ export function runtimeEnvFor(config: WorkerConfig): Record<string, string> {
       (config.DATABASE_URL && isLoopbackUrl(config.DATABASE_URL) ? config.DATABASE_URL : undefined);
     if (local) env.DATABASE_URL = local;
   }
-  if (config.GEMINI_API_KEY) env.GEMINI_API_KEY = config.GEMINI_API_KEY;
+  // The Gemini key stays on the API: machines ask it for notes (MACHINE_API_URL), signed with their key.
+  if (config.MACHINE_API_URL) env.MACHINE_API_URL = config.MACHINE_API_URL;
   return env;
 }

@@ -9,7 +9,7 @@ import {
   startTestFlyLocal,
   tempDataDir,
 } from '../../dev/fly-local/test-helpers';
-import { createFlyClient, machineAddress, type FlyClient, type Machine } from './client';
+import { createFlyClient, isFlyLocalUrl, machineAddress, type FlyClient, type Machine } from './client';
 import {
   FlyApiError,
   FlyConnectionError,
@@ -306,4 +306,11 @@ test('fly_local_port is honoured only from a Machines API on this host, never fr
   expect((await remote.listMachines()).every((m) => m.config?.metadata?.fly_local_port === undefined)).toBe(true);
   expect((await fly.getMachine(created.id as string)).config?.metadata?.fly_local_port).toEqual(expect.any(String));
   await fly.deleteMachine(created.id as string, { force: true });
+});
+
+test('fly-local URLs: loopback or a single-label host (compose); real Fly is neither', () => {
+  expect(isFlyLocalUrl('http://127.0.0.1:4280/v1')).toBe(true);
+  expect(isFlyLocalUrl('http://fly-local:4280/v1')).toBe(true);
+  expect(isFlyLocalUrl('https://api.machines.dev/v1')).toBe(false);
+  expect(isFlyLocalUrl('http://_api.internal:4280/v1')).toBe(false);
 });

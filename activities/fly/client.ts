@@ -78,8 +78,9 @@ export function createFlyClient(options: FlyClientOptions) {
     o?.nonce ? { 'fly-machine-lease-nonce': o.nonce } : {};
   const deadline = (ms = requestTimeoutMs) => AbortSignal.timeout(ms);
   // fly-local's port metadata redirects where the API and worker connect: honoured only when the
-  // Machines API itself is on this host (fly-local), never from a real Fly app's metadata.
-  const local = isLoopbackUrl(options.apiUrl ?? DEFAULT_FLY_API_URL);
+  // Machines API is fly-local (on this host, or a single-label name such as compose's `fly-local`),
+  // never from a real Fly app's metadata (api.machines.dev, _api.internal).
+  const local = isFlyLocalUrl(options.apiUrl ?? DEFAULT_FLY_API_URL);
   const trusted = (m: Machine): Machine => {
     if (local || m.config?.metadata?.[FLY_LOCAL_PORT_METADATA_KEY] === undefined) return m;
     const { [FLY_LOCAL_PORT_METADATA_KEY]: _ignored, ...metadata } = m.config.metadata;
@@ -326,6 +327,16 @@ export function unwrapLease(body: unknown): Lease {
     if (data && typeof data === 'object') return data as Lease;
   }
   return (body ?? {}) as Lease;
+}
+
+/** Whether a Machines API URL is fly-local's: loopback, or a single-label host (a compose service). */
+export function isFlyLocalUrl(url: string): boolean {
+  if (isLoopbackUrl(url)) return true;
+  try {
+    return !new URL(url).hostname.includes('.') && !new URL(url).hostname.includes(':');
+  } catch {
+    return false;
+  }
 }
 
 /**

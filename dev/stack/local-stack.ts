@@ -185,7 +185,8 @@ export async function startLocalStack(
     log('worker: starting');
     const [wcmd, wargs] = tsx('worker/main.ts');
     const worker = startProcess('worker', wcmd, [...wargs], {
-      env: { ...shared, LOG_LEVEL: env.LOG_LEVEL ?? 'WARN' },
+      // Machines ask the API for AI notes (it holds GEMINI_API_KEY, they never do).
+      env: { ...shared, MACHINE_API_URL: `http://127.0.0.1:${config.PORT}`, LOG_LEVEL: env.LOG_LEVEL ?? 'WARN' },
       quiet: opts.quiet,
     });
     started.push(worker);
@@ -208,7 +209,7 @@ export async function startLocalStack(
       timeoutMs: 90_000,
     });
 
-    const ttlSeconds = 7 * 24 * 3600;
+    const ttlSeconds = 24 * 3600; // the longest lifetime the API accepts by default (API_MAX_TOKEN_LIFETIME)
     return {
       dashboardUrl: `${apiUrl}/`,
       apiUrl,

@@ -1,0 +1,33 @@
+import { loadWorkerConfig, runtimeEnvFor } from './config';
+
+const base = {
+  SUPABASE_JWT_SECRET: 'a-test-jwt-secret-of-at-least-32-characters',
+  FLY_API_TOKEN: 'fly-token',
+  FLY_APP: 'cloud-execution-machines',
+  FLY_MACHINE_IMAGE: 'registry.fly.io/cloud-execution-runtime:test',
+};
+
+describe('what a machine is given (worker/config.ts runtimeEnvFor)', () => {
+  test('no project-wide secret: not the Gemini key, not the service key, not the JWT secret', () => {
+    const config = loadWorkerConfig({
+      ...base,
+      GEMINI_API_KEY: 'project-gemini-key',
+      SUPABASE_URL: 'https://abcd.supabase.co',
+      SUPABASE_SERVICE_KEY: 'service-role-key',
+      SUPABASE_ANON_KEY: 'anon-key',
+      MACHINE_API_URL: 'https://api.example.com',
+    } as Record<string, string>);
+    const env = runtimeEnvFor(config);
+    const values = Object.values(env).join('\n');
+    for (const secret of ['project-gemini-key', 'service-role-key', base.SUPABASE_JWT_SECRET, 'fly-token'])
+      expect(values).not.toContain(secret);
+    expect(env).toMatchObject({ SUPABASE_ANON_KEY: 'anon-key', MACHINE_API_URL: 'https://api.example.com' });
+  });
+
+  test('a database URL is handed over only when it is on this host (parsed, not pattern-matched)', () => {
+    const remote = loadWorkerConfig({ ...base, DATABASE_URL: 'postgres://owner:pw@localhost.db.example.com/db' });
+    expect(runtimeEnvFor(remote).DATABASE_URL).toBeUndefined();
+    const local = loadWorkerConfig({ ...base, DATABASE_URL: 'postgres://owner:pw@127.0.0.1:5432/db' });
+    expect(runtimeEnvFor(local).DATABASE_URL).toBe('postgres://owner:pw@127.0.0.1:5432/db');
+  });
+});
