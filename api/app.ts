@@ -83,6 +83,7 @@ export async function createApp(deps: AppDeps): Promise<FastifyInstance> {
     log: app.log,
     maxBufferedBytes: config.API_STREAM_MAX_BUFFERED_BYTES,
     maxPerUser: config.API_STREAM_MAX_PER_USER,
+    maxMessagesPerSecond: config.API_STREAM_MAX_MESSAGES_PER_SECOND,
   });
 
   // --- one error shape ---------------------------------------------------------------------------
@@ -217,7 +218,8 @@ export async function createApp(deps: AppDeps): Promise<FastifyInstance> {
       });
     },
     wsHandler: (socket, req) => {
-      void gateway.handle(socket, userOf(req).id);
+      const user = userOf(req);
+      void gateway.handle(socket, user.id, user.expiresAt);
     },
   });
 

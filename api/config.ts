@@ -40,9 +40,11 @@ export const apiEnvShape = {
   GEMINI_TIMEOUT_MS: z.coerce.number().int().min(100).max(60_000).default(4_000),
   API_AI_NOTES_PER_MINUTE: positiveInt.default(30),
   API_WEBHOOK_BODY_LIMIT_BYTES: positiveInt.default(64 * 1024),
-  /** A stream client with more than this many bytes unsent is dropped. */
+  /** A stream link with more than this many bytes unsent toward either side is closed. */
   API_STREAM_MAX_BUFFERED_BYTES: positiveInt.default(1 << 20),
   API_STREAM_MAX_PER_USER: positiveInt.default(5),
+  /** Frames per second a browser may send on a stream (burst twice that); over it the stream closes (1008). */
+  API_STREAM_MAX_MESSAGES_PER_SECOND: positiveInt.default(20),
   MACHINE_RENEWAL_INTERVAL: duration.optional(),
   MACHINE_PAYMENT_GRACE_PERIOD: duration.optional(),
   MACHINE_START_DEADLINE_SECONDS: positiveInt.optional(),

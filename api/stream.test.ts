@@ -102,6 +102,34 @@ describe('API: the stream gateway to the REAL machine runtime', () => {
     expect(await res.json()).toMatchObject({ status: 426, detail: expect.stringMatching(/WebSocket/) });
   });
 
+  test('a browser flooding frames is closed with 1008 and a reason; an oversized frame with 1009', async () => {
+    const flood = connect(streamUrl, { protocols: ['bearer', token] });
+    await flood.next('hello');
+    for (let i = 0; i < 200; i++) flood.ws.send(JSON.stringify({ type: 'ping', i }));
+    expect(await flood.ended).toEqual({ code: 1008, reason: 'too many messages: at most 20 per second' });
+
+    const big = connect(streamUrl, { protocols: ['bearer', token] });
+    await big.next('hello');
+    big.ws.send('x'.repeat(5 * 1024));
+    expect((await big.ended).code).toBe(1009);
+  });
+
+  test('frames that would leave more than the bound waiting for the machine close the link (1008)', async () => {
+    // A 1 KB bound: one 3 KB frame toward the machine would exceed it, as a flood toward a slow machine does.
+    const tight = await api.startApp({ API_STREAM_MAX_BUFFERED_BYTES: '1024' });
+    const client = connect(`${tight.wsUrl}/v1/machines/me/stream`, { protocols: ['bearer', token] });
+    await client.next('hello');
+    client.ws.send(JSON.stringify({ type: 'ping', pad: 'x'.repeat(3000) }));
+    expect(await client.ended).toEqual({ code: 1008, reason: 'upstream buffer full: your machine reads too slowly' });
+  });
+
+  test('a stream closes when the token it was opened with expires (4401)', async () => {
+    const shortLived = await api.token(userId, { ttlSeconds: 3 });
+    const client = connect(streamUrl, { protocols: ['bearer', shortLived] });
+    await client.next('hello');
+    expect(await client.ended).toEqual({ code: 4401, reason: 'token expired: reconnect with a fresh one' });
+  });
+
   test('the machine stopping closes the stream cleanly', async () => {
     const client = connect(streamUrl, { protocols: ['bearer', token] });
     await client.next('hello');

@@ -13,6 +13,10 @@ export const CLOSE = {
   tooManyStreams: 4429,
   machineUnreachable: 4502,
   machineGone: 4503,
+  /** The access token the stream was opened with has expired: reconnect with a fresh one. */
+  tokenExpired: 4401,
+  /** RFC 6455: a policy violation (too many frames, a machine too slow to take them). */
+  policy: 1008,
 } as const;
 const MAX_CLIENT_FRAME_BYTES = 4 * 1024;
 const MAX_PENDING_TO_MACHINE = 16;
@@ -24,8 +28,11 @@ export interface StreamGatewayDeps {
   jwtSecret: string;
   metrics: ApiMetrics;
   log: FastifyBaseLogger;
+  /** Bytes unsent toward either side of one link before it is closed (both directions). */
   maxBufferedBytes: number;
   maxPerUser: number;
+  /** Frames per second a browser may send (token bucket, burst twice that); default 20. */
+  maxMessagesPerSecond?: number;
 }
 
 /**
@@ -46,7 +53,8 @@ export function createStreamGateway(deps: StreamGatewayDeps) {
     return machineAddress(machine, RUNTIME_INTERNAL_PORT).origin;
   }
 
-  async function handle(client: WebSocket, userId: string) {
+  /** `expiresAt`: when the token the stream was opened with expires (ms); the stream closes then. */
+  async function handle(client: WebSocket, userId: string, expiresAt?: number) {
     const count = perUser.get(userId) ?? 0;
     if (count >= deps.maxPerUser) {
       deps.metrics.streamsOpened.inc({ outcome: 'too_many' });
@@ -80,14 +88,45 @@ export function createStreamGateway(deps: StreamGatewayDeps) {
       else up?.close(1000, 'client closed');
     });
     client.on('error', () => client.terminate());
+    // Browser → machine is bounded like machine → browser: a rate, and the bytes waiting for the machine.
+    const rate = deps.maxMessagesPerSecond ?? 20;
+    let tokens = rate * 2;
+    let refilledAt = Date.now();
+    const violation = (reason: string, outcome: string) => {
+      deps.metrics.streamsOpened.inc({ outcome });
+      deps.log.info({ userId, reason }, 'stream: closing a link that broke its bounds');
+      client.close(CLOSE.policy, reason);
+      link.upstream?.terminate();
+    };
     client.on('message', (data: RawData, isBinary: boolean) => {
+      const now = Date.now();
+      tokens = Math.min(rate * 2, tokens + ((now - refilledAt) / 1000) * rate);
+      refilledAt = now;
+      if (--tokens < 0) return violation(`too many messages: at most ${rate} per second`, 'too_many_messages');
       const text = isBinary ? undefined : rawToString(data);
       if (text === undefined || Buffer.byteLength(text) > MAX_CLIENT_FRAME_BYTES) return;
-      if (link.upstream?.readyState === WebSocket.OPEN) {
+      const up = link.upstream;
+      if (up?.readyState === WebSocket.OPEN) {
+        if (up.bufferedAmount + text.length > deps.maxBufferedBytes)
+          return violation('upstream buffer full: your machine reads too slowly', 'dropped_slow_machine');
         deps.metrics.streamFrames.inc({ direction: 'to_machine' });
-        link.upstream.send(text);
+        up.send(text);
       } else if (pending.length < MAX_PENDING_TO_MACHINE) pending.push(text);
     });
+
+    // A stream lives no longer than the token it was opened with.
+    if (expiresAt !== undefined) {
+      const expiry = setTimeout(
+        () => {
+          deps.metrics.streamsOpened.inc({ outcome: 'token_expired' });
+          client.close(CLOSE.tokenExpired, 'token expired: reconnect with a fresh one');
+          link.upstream?.close(1000, 'client token expired');
+        },
+        Math.max(0, expiresAt - Date.now()),
+      );
+      expiry.unref();
+      client.once('close', () => clearTimeout(expiry));
+    }
 
     // A browser that vanished without a close (sleeping laptop) is noticed and let go.
     let alive = true;

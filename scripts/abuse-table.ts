@@ -442,6 +442,40 @@ export async function runAbuseCases(api: ApiStack): Promise<AbuseCase[]> {
       Array.isArray(full.json.reasons) ? 'details' : 'no details',
     );
   }
+  {
+    // Floods from a browser: a rate, then a frame bigger than the API takes (the stream stays bounded).
+    const flood = (frames: string[], token = tokenA) =>
+      new Promise<string>((resolve) => {
+        const ws = new WebSocket(streamUrl, ['bearer', token]);
+        const timer = setTimeout(() => (ws.terminate(), resolve('no close in 15 s')), 15_000);
+        ws.on('message', () => {
+          for (const f of frames.splice(0)) ws.send(f);
+        });
+        ws.on('error', () => undefined);
+        ws.on('close', (code, reason) => (clearTimeout(timer), resolve(`close ${code} ${reason.toString()}`.trim())));
+      });
+    add(
+      'stream',
+      'frame flood',
+      '200 frames at once from a browser',
+      'close 1008 too many messages',
+      await flood(Array.from({ length: 200 }, (_, i) => `{"i":${i}}`)),
+    );
+    add(
+      'stream',
+      'oversized frame',
+      'one 5 KB frame from a browser',
+      'close 1009',
+      await flood(['x'.repeat(5 * 1024)]),
+    );
+    add(
+      'stream',
+      'stream outlives its token',
+      'a stream opened with a 3-second token',
+      'close 4401 token expired',
+      await flood([], await api.token(a, { ttlSeconds: 3 })),
+    );
+  }
   await api.call('POST', '/v1/machines/me/stop', { token: tokenA });
   return cases;
 }
