@@ -14,6 +14,7 @@ import Fastify, {
 import pino, { type Logger } from 'pino';
 import { z } from 'zod';
 import type { FlyClient } from '../activities/fly/client';
+import type { PostgresStore } from '../store/postgres';
 import type { ServiceStore } from '../store/types';
 import { durationMs, lifecycleSettings, TASK_QUEUE } from '../workflows/contract';
 import { bearerToken, createTokenVerifier, type AuthenticatedUser } from './auth';
@@ -165,6 +166,8 @@ export async function createApp(deps: AppDeps): Promise<FastifyInstance> {
   await registerMachineApi(app, {
     jwtSecret: config.SUPABASE_JWT_SECRET,
     notesPerMinute: config.API_AI_NOTES_PER_MINUTE,
+    // Plain Postgres: the API acts as the user (RLS). With Supabase, machines use its REST directly.
+    userStore: 'asUser' in store ? (userId) => (store as PostgresStore).asUser(userId) : undefined,
     writeNote:
       deps.writeNote ??
       (config.GEMINI_API_KEY

@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { randomUUID } from 'node:crypto';
 import { deriveMachineKey, mintMachineAccessToken } from '../activities/credentials';
 import { createApiAnnotator } from '../machine-runtime/gemini';
+import { createMachineApiUserStore } from '../store/machine-api';
 import type { Firing } from '../machine-runtime/engine';
 import { TEST_JWT_SECRET } from '../test/machine-stack';
 import { createApiStack, type ApiStack } from './test-support/api-stack';
@@ -126,6 +127,55 @@ describe('the machine-facing API: AI notes made where the Gemini key lives', () 
         expect.stringMatching(/problem\+json/),
       ]);
     }
+  });
+
+  test('a machine reads its traders and writes its signals through the API, as its user only (RLS): no database credential', async () => {
+    const a = await api.createUser('elite');
+    const b = await api.createUser('elite');
+    const insert = async (userId: string, name: string) =>
+      (
+        await api.stack.db.pool.query(
+          `insert into public.traders (user_id, name, definition) values ($1, $2, '{}') returning id`,
+          [userId, name],
+        )
+      ).rows[0].id as string;
+    const mine = await insert(a, 'mine');
+    const theirs = await insert(b, 'theirs');
+    const store = createMachineApiUserStore({
+      apiUrl: api.url,
+      userId: a,
+      machineKey: deriveMachineKey(TEST_JWT_SECRET, a),
+    });
+    expect((await store.listTraders()).map((t) => t.name)).toEqual(['mine']);
+    const signal = {
+      traderId: mine,
+      symbol: 'BTCUSDT',
+      interval: '5m',
+      candleOpenAt: new Date('2024-10-03T00:00:00Z'),
+      payload: { close: 1 },
+    };
+    const first = await store.insertSignal(signal);
+    expect(first).toMatchObject({
+      inserted: true,
+      signal: { userId: a, traderId: mine, candleOpenAt: signal.candleOpenAt },
+    });
+    expect(await store.insertSignal(signal)).toEqual({ inserted: false, signal: null });
+    expect(await store.listSignals()).toHaveLength(1);
+    // Another user's trader is not the machine's to write signals for.
+    await expect(store.insertSignal({ ...signal, traderId: theirs })).rejects.toThrow(
+      /machine API POST \/v1\/machine\/signals: HTTP 403: that trader is not one of yours/,
+    );
+    const rows = await api.stack.db.pool.query('select count(*)::int as n from public.signals where trader_id = $1', [
+      theirs,
+    ]);
+    expect(rows.rows[0].n).toBe(0);
+    // A key that is not this user's: nothing at all.
+    const forged = createMachineApiUserStore({
+      apiUrl: api.url,
+      userId: a,
+      machineKey: deriveMachineKey(TEST_JWT_SECRET, b),
+    });
+    await expect(forged.listTraders()).rejects.toThrow(/HTTP 401/);
   });
 
   test('per-user rate limit (429), a bad body (400), and 503 without a key', async () => {

@@ -3,10 +3,10 @@ import { decodeJwt, jwtVerify } from 'jose';
 import { z } from 'zod';
 import { deriveMachineKey } from '../activities/credentials';
 import type { AiNoteWriter } from '../common/ai-note';
+import { MACHINE_API_PURPOSE } from '../common/machine-api-token';
+import type { UserStore } from '../store/types';
 import { HttpProblem, zodErrors } from './problem';
 
-/** The `purpose` of the tokens machines sign for this API (machine-runtime/gemini.ts). */
-export const MACHINE_API_PURPOSE = 'machine-api';
 const MAX_TOKEN_SECONDS = 300;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
@@ -22,6 +22,18 @@ export const aiNoteRequestSchema = z.strictObject({
   volume: z.number().nonnegative(),
   values: z.record(z.string().max(100), z.number().nullable()).refine((v) => Object.keys(v).length <= 50, {
     message: 'at most 50 values',
+  }),
+});
+
+/** A signal as a machine sends it (dates as ISO strings on the wire). */
+const machineSignalSchema = z.strictObject({
+  traderId: z.uuid(),
+  symbol: z.string().regex(/^[A-Z0-9]{2,20}$/),
+  interval: z.string().regex(/^\d{1,2}[mhdwM]$/),
+  candleOpenAt: z.coerce.date(),
+  firedAt: z.coerce.date().optional(),
+  payload: z.record(z.string(), z.unknown()).refine((p) => JSON.stringify(p).length <= 16_384, {
+    message: 'payload over 16 KB',
   }),
 });
 
@@ -57,8 +69,10 @@ export function createMachineVerifier(jwtSecret: string) {
 }
 
 /**
- * `/v1/machine/*`: what a user's machine may ask of the control plane, as that user. Today: an AI
- * note on a signal (the Gemini key stays here), rate-limited per user.
+ * `/v1/machine/*`: what a user's machine may do through the control plane, as that user, with its
+ * own machine key and no database credential: read its traders, write its signals (RLS applies them
+ * as the user: only for its own traders), read its machine row, and ask for an AI note on a signal
+ * (the Gemini key stays here), rate-limited per user.
  */
 export async function registerMachineApi(
   app: FastifyInstance,
@@ -67,28 +81,56 @@ export async function registerMachineApi(
     writeNote?: AiNoteWriter;
     /** Notes per user per minute. */
     notesPerMinute: number;
+    /** The user's store under RLS (Postgres: acting as the user); absent with Supabase, whose REST machines use. */
+    userStore?: (userId: string) => UserStore;
   },
 ) {
   const verify = createMachineVerifier(deps.jwtSecret);
   const machineUser = new WeakMap<FastifyRequest, string>();
+  const storeOf = (req: FastifyRequest): UserStore => {
+    if (!deps.userStore)
+      throw new HttpProblem(501, 'this deployment serves machines through Supabase REST, not the machine API');
+    return deps.userStore(machineUser.get(req)!);
+  };
+  const asMachine = { onRequest: async (req: FastifyRequest) => void machineUser.set(req, await verify(req)) };
+  app.get('/v1/machine/traders', asMachine, async (req) => {
+    const q = z.object({ enabledOnly: z.enum(['true', 'false']).optional() }).safeParse(req.query);
+    if (!q.success) throw new HttpProblem(400, 'enabledOnly must be true or false', { errors: zodErrors(q.error) });
+    return storeOf(req).listTraders({ enabledOnly: q.data.enabledOnly === 'true' });
+  });
+  app.post('/v1/machine/signals', asMachine, async (req) => {
+    const body = machineSignalSchema.safeParse(req.body);
+    if (!body.success) throw new HttpProblem(400, 'not a valid signal', { errors: zodErrors(body.error) });
+    try {
+      return await storeOf(req).insertSignal(body.data);
+    } catch (err) {
+      // RLS (42501) or a trader that is gone (23503): not this machine's to write.
+      const code = (err as { code?: string }).code;
+      if (code === '42501' || code === '23503') throw new HttpProblem(403, 'that trader is not one of yours');
+      throw err;
+    }
+  });
+  app.get('/v1/machine/signals', asMachine, async (req) => {
+    const q = z.object({ limit: z.coerce.number().int().min(1).max(1000).default(100) }).safeParse(req.query);
+    if (!q.success) throw new HttpProblem(400, 'limit must be 1..1000', { errors: zodErrors(q.error) });
+    return storeOf(req).listSignals({ limit: q.data.limit });
+  });
+  app.get('/v1/machine/machine', asMachine, async (req) => storeOf(req).getMachine());
+
   const perUser = app.rateLimit({
     max: deps.notesPerMinute,
     timeWindow: '1 minute',
     keyGenerator: (req) => `machine:${machineUser.get(req) ?? req.ip}`,
   });
-  app.post(
-    '/v1/machine/ai-note',
-    { onRequest: async (req) => void machineUser.set(req, await verify(req)), preHandler: perUser },
-    async (req) => {
-      if (!deps.writeNote) throw new HttpProblem(503, 'AI notes are not configured on this server (GEMINI_API_KEY)');
-      const body = aiNoteRequestSchema.safeParse(req.body);
-      if (!body.success) throw new HttpProblem(400, 'not a valid AI note request', { errors: zodErrors(body.error) });
-      try {
-        return { note: await deps.writeNote(body.data) };
-      } catch (err) {
-        req.log.warn({ err, userId: machineUser.get(req) }, 'ai note failed');
-        throw new HttpProblem(502, 'the AI model did not answer; the signal is kept without a note');
-      }
-    },
-  );
+  app.post('/v1/machine/ai-note', { ...asMachine, preHandler: perUser }, async (req) => {
+    if (!deps.writeNote) throw new HttpProblem(503, 'AI notes are not configured on this server (GEMINI_API_KEY)');
+    const body = aiNoteRequestSchema.safeParse(req.body);
+    if (!body.success) throw new HttpProblem(400, 'not a valid AI note request', { errors: zodErrors(body.error) });
+    try {
+      return { note: await deps.writeNote(body.data) };
+    } catch (err) {
+      req.log.warn({ err, userId: machineUser.get(req) }, 'ai note failed');
+      throw new HttpProblem(502, 'the AI model did not answer; the signal is kept without a note');
+    }
+  });
 }

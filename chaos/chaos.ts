@@ -114,6 +114,8 @@ export async function runChaos(config: ChaosConfig) {
     FLY_APP: 'ce-chaos',
     FLY_MACHINE_IMAGE: TEST_IMAGE,
     DATABASE_URL: config.database.url,
+    // The stand-in runtime needs no store; real machines would reach the API's machine routes here.
+    MACHINE_API_URL: 'http://127.0.0.1:9',
     SUPABASE_JWT_SECRET: TEST_JWT_SECRET,
     WORKFLOW_BUNDLE_PATH: bundlePath,
     // Reconcile runs explicitly at each trial's end, so the orphan counts measure the workflow alone.

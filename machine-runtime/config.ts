@@ -12,7 +12,7 @@ export const runtimeEnv = {
   CONTROL_TOKEN: z.string().min(32, 'must be at least 32 characters').optional(),
   HOST: z.string().min(1).default('::'),
   TRADER_POLL_SECONDS: z.coerce.number().int().min(1).max(3600).default(30),
-  /** The control plane's machine-facing API; with it, signals get an AI note (made there: no key here). */
+  /** The control plane's machine-facing API: traders, signals and AI notes through it, signed with the machine key. */
   MACHINE_API_URL: z.url({ message: 'must be the API base URL, e.g. https://api.example.com' }).optional(),
   AI_NOTE_TIMEOUT_MS: z.coerce.number().int().min(100).max(60_000).default(4_000),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -29,10 +29,12 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       message: 'required unless SUPABASE_URL is set (its JWKS verifies tokens)',
     });
   }
-  if (!config.DATABASE_URL && !(config.SUPABASE_URL && config.SUPABASE_ANON_KEY)) {
+  // A machine never holds a database credential: Supabase REST as its user, or the machine-facing API.
+  if (!(config.SUPABASE_URL && config.SUPABASE_ANON_KEY) && !(config.MACHINE_API_URL && config.TOKEN_VERIFY_SECRET)) {
     issues.push({
-      variable: config.SUPABASE_URL ? 'SUPABASE_ANON_KEY' : 'DATABASE_URL',
-      message: 'a store is required: DATABASE_URL, or SUPABASE_URL with SUPABASE_ANON_KEY',
+      variable: config.SUPABASE_URL ? 'SUPABASE_ANON_KEY' : 'MACHINE_API_URL',
+      message:
+        'a store is required: MACHINE_API_URL (with TOKEN_VERIFY_SECRET), or SUPABASE_URL with SUPABASE_ANON_KEY',
     });
   }
   if (issues.length) throw new ConfigError(issues);

@@ -1,11 +1,8 @@
-import { SignJWT } from 'jose';
 import type { AiNoteRequest } from '../common/ai-note';
+import { signMachineApiToken } from '../common/machine-api-token';
 import type { Firing } from './engine';
 
 export type Annotator = (f: Firing) => Promise<string>;
-
-/** The purpose claim of the token a machine signs to call the control plane's machine-facing API. */
-export const MACHINE_API_PURPOSE = 'machine-api';
 
 /**
  * A short note on a signal, asked of the control plane (`POST <apiUrl>/v1/machine/ai-note`), which
@@ -21,16 +18,10 @@ export function createApiAnnotator(opts: {
   fetch?: typeof fetch;
 }): Annotator {
   const timeoutMs = opts.timeoutMs ?? 4_000;
-  const key = new TextEncoder().encode(opts.machineKey);
   const url = new URL('/v1/machine/ai-note', opts.apiUrl).toString();
   const http = opts.fetch ?? fetch;
   return async (f) => {
-    const token = await new SignJWT({ purpose: MACHINE_API_PURPOSE })
-      .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
-      .setSubject(opts.userId)
-      .setIssuedAt()
-      .setExpirationTime('60s')
-      .sign(key);
+    const token = await signMachineApiToken(opts.machineKey, opts.userId);
     const c = f.candle;
     const body: AiNoteRequest = {
       ...{ traderName: f.trader.name, symbol: c.symbol, interval: c.interval, openTime: c.openTime },

@@ -1,7 +1,12 @@
 import { createMachineActivities } from '../activities/machine-activities';
 import { machineAddress } from '../activities/fly/client';
 import { REPO_ROOT } from '../dev/fly-local/processes';
+import type { AddressInfo } from 'node:net';
+import type { FastifyInstance } from 'fastify';
+import { createApp } from '../api/app';
+import { loadApiConfig } from '../api/config';
 import { createMachineStack, TEST_JWT_SECRET, type MachineStack } from '../test/machine-stack';
+import { connectToTestServer } from '../test/temporal';
 
 jest.setTimeout(90_000);
 
@@ -21,6 +26,8 @@ describe('health probe → real runtime', () => {
   let machineId: string;
   let origin: string;
   let activities: ReturnType<typeof createMachineActivities>;
+  let server: Awaited<ReturnType<typeof connectToTestServer>> | undefined;
+  let app: FastifyInstance | undefined;
 
   beforeAll(async () => {
     if (!havePostgres) return console.warn('SKIPPED: the health-probe test needs Postgres (Jest global setup)');
@@ -31,6 +38,16 @@ describe('health probe → real runtime', () => {
       cwd: REPO_ROOT,
       env: { HOST: '127.0.0.1', LOG_LEVEL: 'warn' },
     });
+    // The API's machine routes are the runtime's store (a machine never gets a database URL).
+    server = await connectToTestServer();
+    app = await createApp({
+      config: loadApiConfig({ SUPABASE_JWT_SECRET: TEST_JWT_SECRET, DATABASE_URL: stack.db.url }),
+      temporal: server.client,
+      store: stack.db.store,
+      fly: stack.fly,
+    });
+    await app.listen({ port: 0, host: '127.0.0.1' });
+    const apiUrl = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
     activities = createMachineActivities({
       fly: stack.fly,
       image: REAL_RUNTIME,
@@ -38,7 +55,7 @@ describe('health probe → real runtime', () => {
       runtimeEnv: {
         BINANCE_WS_URL: 'ws://127.0.0.1:9',
         BINANCE_REST_URL: 'http://127.0.0.1:9',
-        DATABASE_URL: stack.db.url,
+        MACHINE_API_URL: apiUrl,
       },
       credentialTtlSeconds: 3600,
     });
@@ -59,6 +76,8 @@ describe('health probe → real runtime', () => {
     origin = machineAddress(await stack.fly.getMachine(machineId), 8080).origin;
   });
   afterAll(async () => {
+    await app?.close();
+    await server?.close();
     await stack?.close();
   });
 

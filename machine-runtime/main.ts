@@ -30,9 +30,10 @@ async function main(): Promise<void> {
       userId: config.USER_ID,
       // Read per request, so a token renewed through /control/credentials takes effect at once.
       accessToken: () => ref.runtime?.getAccessToken() ?? config.USER_TOKEN,
-      databaseUrl: config.DATABASE_URL,
       supabaseUrl: config.SUPABASE_URL,
       supabaseAnonKey: config.SUPABASE_ANON_KEY,
+      machineApiUrl: config.MACHINE_API_URL,
+      machineKey: config.TOKEN_VERIFY_SECRET,
     }),
   );
 

@@ -272,7 +272,7 @@ test('config: a bad or missing variable is named', () => {
     USER_ID: randomUUID(),
     USER_TOKEN: 'a.b.c',
     TOKEN_VERIFY_SECRET: secret,
-    DATABASE_URL: 'postgres://localhost/db',
+    MACHINE_API_URL: 'http://127.0.0.1:3000',
   };
   expect(loadConfig(good)).toMatchObject({ PORT: 3000, BINANCE_WS_URL: 'wss://stream.binance.com:9443' });
   const fails = (env: Record<string, string | undefined>, variable: string) => {
@@ -287,6 +287,8 @@ test('config: a bad or missing variable is named', () => {
   fails({ ...good, USER_ID: 'nope' }, 'USER_ID');
   fails({ ...good, USER_TOKEN: undefined }, 'USER_TOKEN');
   fails({ ...good, TOKEN_VERIFY_SECRET: undefined }, 'TOKEN_VERIFY_SECRET');
-  fails({ ...good, DATABASE_URL: undefined }, 'DATABASE_URL');
+  fails({ ...good, MACHINE_API_URL: undefined }, 'MACHINE_API_URL');
+  // A database URL is not a store a machine may use: it is not even a variable the runtime reads.
+  fails({ ...good, MACHINE_API_URL: undefined, DATABASE_URL: 'postgres://owner:pw@127.0.0.1/db' }, 'MACHINE_API_URL');
   fails({ ...good, BINANCE_WS_URL: 'http://x' }, 'BINANCE_WS_URL');
 });

@@ -1,10 +1,12 @@
 import { createPostgresStore, type PostgresStore } from './postgres';
+import { createMachineApiUserStore } from './machine-api';
 import { createSupabaseStore, createSupabaseUserStore } from './supabase';
 import type { ServiceStore, UserStore } from './types';
 
 export * from './types';
 export { createPostgresStore, createPostgresUserStore } from './postgres';
 export { createSupabaseStore, createSupabaseUserStore } from './supabase';
+export { createMachineApiUserStore } from './machine-api';
 export { migrate } from './migrate';
 
 /** The service store from configuration: Supabase when its URL and service key are set, else Postgres. */
@@ -22,16 +24,17 @@ export function openServiceStore(opts: {
 }
 
 /**
- * A user's store for the machine runtime. In production it is Supabase REST with the user's minted
- * token (RLS enforced by PostgREST). In local mode it is Postgres acting as the user, which trusts the
- * local process: acceptable on a developer's own machine, never used with a shared database.
+ * A user's store for the machine runtime, which never holds a database credential: Supabase REST with
+ * the anon key and the user's minted token (RLS enforced by PostgREST), or else the control plane's
+ * machine-facing API, signed with the machine's own key (the API applies RLS as the user).
  */
 export async function openUserStore(opts: {
   userId: string;
   accessToken: string | (() => string);
-  databaseUrl?: string;
   supabaseUrl?: string;
   supabaseAnonKey?: string;
+  machineApiUrl?: string;
+  machineKey?: string;
 }): Promise<UserStore & { close(): Promise<void> }> {
   const getAccessToken = typeof opts.accessToken === 'function' ? opts.accessToken : () => opts.accessToken as string;
   if (opts.supabaseUrl && opts.supabaseAnonKey) {
@@ -43,8 +46,7 @@ export async function openUserStore(opts: {
     });
     return { ...store, close: async () => undefined };
   }
-  if (!opts.databaseUrl)
-    throw new Error('no store configured: set DATABASE_URL, or SUPABASE_URL and SUPABASE_ANON_KEY');
-  const service = createPostgresStore({ connectionString: opts.databaseUrl, max: 2 });
-  return { ...service.asUser(opts.userId), close: () => service.close() };
+  if (!opts.machineApiUrl || !opts.machineKey)
+    throw new Error('no store configured: set MACHINE_API_URL (and the machine key), or SUPABASE_URL and SUPABASE_ANON_KEY');
+  return createMachineApiUserStore({ apiUrl: opts.machineApiUrl, userId: opts.userId, machineKey: opts.machineKey });
 }

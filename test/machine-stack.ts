@@ -42,7 +42,8 @@ export async function createMachineStack(
     store: db.store,
     image: TEST_IMAGE,
     jwtSecret: TEST_JWT_SECRET,
-    runtimeEnv: { BINANCE_WS_URL: 'ws://127.0.0.1:9', BINANCE_REST_URL: 'http://127.0.0.1:9', DATABASE_URL: db.url },
+    // The stand-in runtime (test/fixtures/fake-runtime.mjs) needs no store: machines never get a database URL.
+    runtimeEnv: { BINANCE_WS_URL: 'ws://127.0.0.1:9', BINANCE_REST_URL: 'http://127.0.0.1:9' },
     credentialTtlSeconds: 3600,
   });
   return {

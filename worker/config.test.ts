@@ -24,10 +24,19 @@ describe('what a machine is given (worker/config.ts runtimeEnvFor)', () => {
     expect(env).toMatchObject({ SUPABASE_ANON_KEY: 'anon-key', MACHINE_API_URL: 'https://api.example.com' });
   });
 
-  test('a database URL is handed over only when it is on this host (parsed, not pattern-matched)', () => {
-    const remote = loadWorkerConfig({ ...base, DATABASE_URL: 'postgres://owner:pw@localhost.db.example.com/db' });
-    expect(runtimeEnvFor(remote).DATABASE_URL).toBeUndefined();
-    const local = loadWorkerConfig({ ...base, DATABASE_URL: 'postgres://owner:pw@127.0.0.1:5432/db' });
-    expect(runtimeEnvFor(local).DATABASE_URL).toBe('postgres://owner:pw@127.0.0.1:5432/db');
+  test('never a database URL, even one on this host; without a store route, start-up names MACHINE_API_URL', () => {
+    const local = loadWorkerConfig({
+      ...base,
+      DATABASE_URL: 'postgres://owner:pw@127.0.0.1:5432/db',
+      MACHINE_API_URL: 'http://127.0.0.1:3000',
+    });
+    expect(runtimeEnvFor(local)).toEqual({
+      BINANCE_WS_URL: expect.any(String),
+      BINANCE_REST_URL: expect.any(String),
+      MACHINE_API_URL: 'http://127.0.0.1:3000',
+    });
+    expect(() => loadWorkerConfig({ ...base, DATABASE_URL: 'postgres://owner:pw@127.0.0.1:5432/db' })).toThrow(
+      /MACHINE_API_URL: machines need a store/,
+    );
   });
 });

@@ -1,6 +1,5 @@
-import { isLoopbackUrl } from '../common/loopback';
 import { z } from 'zod';
-import { contractEnv, flyApiEnv, parseEnv, temporalEnv } from '../common/config';
+import { ConfigError, contractEnv, flyApiEnv, parseEnv, temporalEnv } from '../common/config';
 import { durationSchema } from '../workflows/schemas';
 
 /** The worker's environment: the contract's variables plus a few worker knobs, validated at start-up. */
@@ -15,10 +14,8 @@ export const workerEnvShape = {
   SUPABASE_JWT_SECRET: contractEnv.SUPABASE_JWT_SECRET.unwrap(),
   BINANCE_WS_URL: contractEnv.BINANCE_WS_URL,
   BINANCE_REST_URL: contractEnv.BINANCE_REST_URL,
-  /** The API's address as machines reach it (its machine-facing routes: AI notes). Unset: no notes. */
+  /** The API's address as machines reach it: its machine routes (traders, signals, AI notes). */
   MACHINE_API_URL: z.url({ message: 'must be the API base URL machines can reach' }).optional(),
-  /** Only for a store the machines may reach as their user (local mode); default: DATABASE_URL when it is on this host. */
-  MACHINE_DATABASE_URL: contractEnv.DATABASE_URL,
   WORKER_MAX_CACHED_WORKFLOWS: z.coerce.number().int().min(0).default(1000),
   WORKER_MAX_CONCURRENT_ACTIVITIES: z.coerce.number().int().positive().default(200),
   /**
@@ -45,29 +42,35 @@ export const workerEnvShape = {
 export type WorkerConfig = z.infer<z.ZodObject<typeof workerEnvShape>>;
 
 export function loadWorkerConfig(env: Record<string, string | undefined> = process.env): WorkerConfig {
-  return parseEnv(workerEnvShape, env);
+  const config = parseEnv(workerEnvShape, env);
+  // Machines must reach their store somehow, and never with a database credential.
+  if (!(config.SUPABASE_URL && config.SUPABASE_ANON_KEY) && !config.MACHINE_API_URL)
+    throw new ConfigError([
+      {
+        variable: 'MACHINE_API_URL',
+        message:
+          'machines need a store: set MACHINE_API_URL (the API as machines reach it), or SUPABASE_URL with SUPABASE_ANON_KEY',
+      },
+    ]);
+  return config;
 }
 
 /**
- * What every machine's runtime is configured with. Never the service key or the JWT secret: the
- * machine reaches the store as its user (Supabase REST + anon key + its own token), or in local mode
- * through a Postgres on this host.
+ * What every machine's runtime is configured with. Never the service key, the JWT secret, a database
+ * URL or the Gemini key: the machine reaches the store as its user (Supabase REST + anon key + its own
+ * token), or through the API's machine routes signed with its own machine key.
  */
 export function runtimeEnvFor(config: WorkerConfig): Record<string, string> {
   const env: Record<string, string> = {
     BINANCE_WS_URL: config.BINANCE_WS_URL,
     BINANCE_REST_URL: config.BINANCE_REST_URL,
   };
+  // Never a database credential: Supabase REST as the user (anon key + its token), else the API's machine routes.
   if (config.SUPABASE_URL && config.SUPABASE_ANON_KEY) {
     env.SUPABASE_URL = config.SUPABASE_URL;
     env.SUPABASE_ANON_KEY = config.SUPABASE_ANON_KEY;
-  } else {
-    const local =
-      config.MACHINE_DATABASE_URL ??
-      (config.DATABASE_URL && isLoopbackUrl(config.DATABASE_URL) ? config.DATABASE_URL : undefined);
-    if (local) env.DATABASE_URL = local;
   }
-  // The Gemini key stays on the API: machines ask it for notes (MACHINE_API_URL), signed with their key.
+  // The API's machine routes: traders and signals (without Supabase), AI notes (the Gemini key stays there).
   if (config.MACHINE_API_URL) env.MACHINE_API_URL = config.MACHINE_API_URL;
   return env;
 }

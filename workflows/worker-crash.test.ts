@@ -26,6 +26,7 @@ function startWorkerProcess(stack: MachineStack, taskQueue: string): ChildProces
       FLY_APP: 'ce-test',
       FLY_MACHINE_IMAGE: TEST_IMAGE,
       DATABASE_URL: stack.db.url,
+      MACHINE_API_URL: 'http://127.0.0.1:9', // the stand-in runtime needs no store
       SUPABASE_JWT_SECRET: TEST_JWT_SECRET,
       LOG_LEVEL: 'WARN',
     },

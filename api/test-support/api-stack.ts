@@ -41,6 +41,7 @@ export async function createApiStack(opts: ApiStackOptions = {}) {
   const users: string[] = [];
 
   let replay: BinanceReplay | undefined;
+  const runtimeEnv: Record<string, string> = {};
   let activities = stack.activities;
   if (opts.realRuntime) {
     if (existsSync(dataDir))
@@ -61,12 +62,12 @@ export async function createApiStack(opts: ApiStackOptions = {}) {
       store: stack.db.store,
       image: REAL_RUNTIME_IMAGE,
       jwtSecret: TEST_JWT_SECRET,
-      runtimeEnv: {
+      runtimeEnv: Object.assign(runtimeEnv, {
         // Without recorded data the runtime has no traders to feed: it idles (healthy) and still streams.
         BINANCE_WS_URL: replay?.wsUrl ?? 'ws://127.0.0.1:9',
         BINANCE_REST_URL: replay?.restUrl ?? 'http://127.0.0.1:9',
-        DATABASE_URL: stack.db.url,
-      },
+        // MACHINE_API_URL is set once the API listens (below): traders and signals go through it.
+      }),
       credentialTtlSeconds: 3600,
     });
   }
@@ -107,6 +108,8 @@ export async function createApiStack(opts: ApiStackOptions = {}) {
     return { app, url: `http://127.0.0.1:${port}`, wsUrl: `ws://127.0.0.1:${port}` };
   }
   const main = await startApp();
+  // Machines are created later (on provision) and read this object then: no database URL, ever.
+  runtimeEnv.MACHINE_API_URL = main.url;
 
   const api = {
     ...main,
