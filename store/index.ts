@@ -47,6 +47,8 @@ export async function openUserStore(opts: {
     return { ...store, close: async () => undefined };
   }
   if (!opts.machineApiUrl || !opts.machineKey)
-    throw new Error('no store configured: set MACHINE_API_URL (and the machine key), or SUPABASE_URL and SUPABASE_ANON_KEY');
+    throw new Error(
+      'no store configured: set MACHINE_API_URL (and the machine key), or SUPABASE_URL and SUPABASE_ANON_KEY',
+    );
   return createMachineApiUserStore({ apiUrl: opts.machineApiUrl, userId: opts.userId, machineKey: opts.machineKey });
 }
