@@ -85,6 +85,7 @@ export async function createApp(deps: AppDeps): Promise<FastifyInstance> {
     maxBufferedBytes: config.API_STREAM_MAX_BUFFERED_BYTES,
     maxPerUser: config.API_STREAM_MAX_PER_USER,
     maxMessagesPerSecond: config.API_STREAM_MAX_MESSAGES_PER_SECOND,
+    messageBurst: config.API_STREAM_MESSAGE_BURST,
   });
 
   // --- one error shape ---------------------------------------------------------------------------
@@ -134,7 +135,9 @@ export async function createApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(rateLimit, { global: false, hook: 'preHandler' });
   await app.register(websocket, {
     options: {
-      maxPayload: 4 * 1024,
+      // A ceiling: the gateway itself closes a browser frame over 4 KB with 1009 and a reason
+      // (stream-limits.ts); past 64 KB `ws` closes 1009 on the frame's header, before reading it.
+      maxPayload: 64 * 1024,
       // Browsers put the token in the subprotocol list; we answer `bearer`, never echo the token.
       handleProtocols: (protocols: Set<string>) => (protocols.has('bearer') ? 'bearer' : false),
     },

@@ -43,8 +43,10 @@ export const apiEnvShape = {
   /** A stream link with more than this many bytes unsent toward either side is closed. */
   API_STREAM_MAX_BUFFERED_BYTES: positiveInt.default(1 << 20),
   API_STREAM_MAX_PER_USER: positiveInt.default(5),
-  /** Frames per second a browser may send on a stream (burst twice that); over it the stream closes (1008). */
+  /** Frames per second a browser may send on a stream (a token bucket); over it the stream closes (1008). */
   API_STREAM_MAX_MESSAGES_PER_SECOND: positiveInt.default(20),
+  /** Frames a browser may send at once on a stream (the token bucket's size). */
+  API_STREAM_MESSAGE_BURST: positiveInt.default(40),
   MACHINE_RENEWAL_INTERVAL: duration.optional(),
   MACHINE_PAYMENT_GRACE_PERIOD: duration.optional(),
   MACHINE_START_DEADLINE_SECONDS: positiveInt.optional(),

@@ -1,4 +1,11 @@
+import type { Socket } from 'node:net';
+import { resolve } from 'node:path';
+import { decodeJwt } from 'jose';
 import WebSocket from 'ws';
+import { machineAddress } from '../activities/fly/client';
+import { TEST_IMAGE } from '../test/machine-stack';
+import { RUNTIME_INTERNAL_PORT } from './stream';
+import { tokenBucket } from './stream-limits';
 import { createApiStack, type ApiStack } from './test-support/api-stack';
 
 jest.setTimeout(120_000);
@@ -102,32 +109,47 @@ describe('API: the stream gateway to the REAL machine runtime', () => {
     expect(await res.json()).toMatchObject({ status: 426, detail: expect.stringMatching(/WebSocket/) });
   });
 
-  test('a browser flooding frames is closed with 1008 and a reason; an oversized frame with 1009', async () => {
+  test('more frames per second than the rate (20/s, burst 40) close the stream with 1008 and a reason', async () => {
     const flood = connect(streamUrl, { protocols: ['bearer', token] });
     await flood.next('hello');
     for (let i = 0; i < 200; i++) flood.ws.send(JSON.stringify({ type: 'ping', i }));
     expect(await flood.ended).toEqual({ code: 1008, reason: 'too many messages: at most 20 per second' });
+  });
 
+  test('a frame over 4 KB closes the stream with 1009 and a reason; past the 64 KB ceiling, 1009 from ws', async () => {
     const big = connect(streamUrl, { protocols: ['bearer', token] });
     await big.next('hello');
-    big.ws.send('x'.repeat(5 * 1024));
-    expect((await big.ended).code).toBe(1009);
+    big.ws.send(JSON.stringify({ type: 'ping', pad: 'x'.repeat(5 * 1024) }));
+    expect(await big.ended).toEqual({ code: 1009, reason: 'message too big: at most 4096 bytes' });
+
+    // `ws` refuses it on the frame's header, before buffering it; its close has no reason.
+    const huge = connect(streamUrl, { protocols: ['bearer', token] });
+    await huge.next('hello');
+    huge.ws.send('x'.repeat(100 * 1024));
+    expect(await huge.ended).toMatchObject({ code: 1009 });
+
+    // A 4 KB frame is still relayed: the stream stays open.
+    const ok = connect(streamUrl, { protocols: ['bearer', token] });
+    await ok.next('hello');
+    ok.ws.send(JSON.stringify({ type: 'ping', pad: 'x'.repeat(4000) }));
+    await new Promise((r) => setTimeout(r, 300));
+    expect(ok.ws.readyState).toBe(WebSocket.OPEN);
+    ok.ws.close(1000);
+    await ok.ended;
   });
 
-  test('frames that would leave more than the bound waiting for the machine close the link (1008)', async () => {
-    // A 1 KB bound: one 3 KB frame toward the machine would exceed it, as a flood toward a slow machine does.
-    const tight = await api.startApp({ API_STREAM_MAX_BUFFERED_BYTES: '1024' });
-    const client = connect(`${tight.wsUrl}/v1/machines/me/stream`, { protocols: ['bearer', token] });
-    await client.next('hello');
-    client.ws.send(JSON.stringify({ type: 'ping', pad: 'x'.repeat(3000) }));
-    expect(await client.ended).toEqual({ code: 1008, reason: 'upstream buffer full: your machine reads too slowly' });
-  });
-
-  test('a stream closes when the token it was opened with expires (4401)', async () => {
+  test('a stream closes with 4401 when the token it was opened with expires; a fresh token reconnects', async () => {
     const shortLived = await api.token(userId, { ttlSeconds: 3 });
+    const exp = decodeJwt(shortLived).exp! * 1000;
     const client = connect(streamUrl, { protocols: ['bearer', shortLived] });
     await client.next('hello');
     expect(await client.ended).toEqual({ code: 4401, reason: 'token expired: reconnect with a fresh one' });
+    expect(Date.now()).toBeGreaterThanOrEqual(exp); // not before the token's exp
+
+    const again = connect(streamUrl, { protocols: ['bearer', await api.token(userId)] });
+    expect((await again.next('hello')).userId).toBe(userId);
+    again.ws.close(1000);
+    await again.ended;
   });
 
   test('the machine stopping closes the stream cleanly', async () => {
@@ -142,5 +164,117 @@ describe('API: the stream gateway to the REAL machine runtime', () => {
     await api.waitForStatus(token, (s) => s.state === 'stopped');
     expect((await api.call('GET', '/metrics')).text).toMatch(/api_stream_connections 0/);
     expect(await connect(streamUrl, { protocols: ['bearer', token] }).ended).toMatchObject({ code: 4404 });
+  });
+});
+
+/**
+ * The bounds toward a machine that reads slowly: this stack's machines run
+ * test-support/slow-machine.mjs (it says hello, then reads nothing) instead of the stand-in runtime.
+ * The rate limit is lifted here so that the byte bound is what a flood meets.
+ */
+describe('API: the stream gateway toward a machine that reads slowly', () => {
+  const BOUND = 256 * 1024;
+  let api: ApiStack;
+  let token: string;
+  let streamUrl: string;
+  let machineOrigin: string;
+
+  beforeAll(async () => {
+    api = await createApiStack({
+      env: {
+        API_STREAM_MAX_BUFFERED_BYTES: String(BOUND),
+        API_STREAM_MAX_MESSAGES_PER_SECOND: '1000000',
+        API_STREAM_MESSAGE_BURST: '1000000',
+      },
+    });
+    api.stack.flyLocal.registerImage(TEST_IMAGE, {
+      command: process.execPath,
+      args: [resolve(__dirname, 'test-support/slow-machine.mjs')],
+      cwd: resolve(__dirname, '..'),
+    });
+    const running = await api.runningUser();
+    token = running.token;
+    streamUrl = `${api.wsUrl}/v1/machines/me/stream`;
+    machineOrigin = machineAddress(
+      await api.stack.fly.getMachine(running.status.machineId!),
+      RUNTIME_INTERNAL_PORT,
+    ).origin;
+  });
+  afterAll(async () => {
+    await api?.close();
+  });
+
+  const outcomes = async (outcome: string) => {
+    const m = new RegExp(`api_stream_connections_total\\{outcome="${outcome}"\\} (\\d+)`).exec(
+      (await api.call('GET', '/metrics')).text,
+    );
+    return Number(m?.[1] ?? 0);
+  };
+
+  test('a browser flooding a slow machine is closed with 1008 and a reason, its bytes bounded', async () => {
+    const client = connect(streamUrl, { protocols: ['bearer', token] });
+    await client.next('hello');
+    // 4 KB frames as fast as the gateway takes them, up to 64 MB. Without the bound the gateway takes
+    // them all (the review: ~490 MB in 8 s); with it, the link closes once BOUND bytes wait in the
+    // gateway, after the loopback's socket buffers (a few MB) have filled.
+    const CEILING = 64 << 20;
+    const frame = JSON.stringify({ type: 'ping', pad: 'x'.repeat(4000) });
+    let sent = 0;
+    await new Promise<void>((done) => {
+      const pump = () => {
+        while (client.ws.readyState === WebSocket.OPEN && client.ws.bufferedAmount < BOUND && sent < CEILING) {
+          client.ws.send(frame);
+          sent += frame.length;
+        }
+        if (client.ws.readyState === WebSocket.OPEN && sent < CEILING) setImmediate(pump);
+        else done();
+      };
+      pump();
+    });
+    expect(sent).toBeLessThan(CEILING); // else the gateway took all 64 MB without closing
+    expect(await client.ended).toEqual({ code: 1008, reason: 'upstream buffer full: your machine reads too slowly' });
+    expect(await outcomes('dropped_slow_machine')).toBe(1);
+  });
+
+  test('a browser reading too slowly is closed with 1008 and a reason (machine → browser bound)', async () => {
+    const client = connect(streamUrl, { protocols: ['bearer', token] });
+    await client.next('hello');
+    const socket = (client.ws as unknown as { _socket: Socket })._socket;
+    socket.pause(); // the browser reads nothing more
+    const before = await outcomes('dropped_slow');
+    const res = await fetch(`${machineOrigin}/firehose`, { method: 'POST' });
+    expect(await res.json()).toEqual({ firehose: true });
+    // The gateway gives up on the browser once BOUND bytes wait for it; its close waits behind them.
+    for (let i = 0; (await outcomes('dropped_slow')) === before; i++) {
+      if (i > 200) throw new Error('the gateway never closed the slow browser');
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    socket.resume();
+    expect(await client.ended).toEqual({
+      code: 1008,
+      reason: 'downstream buffer full: your connection reads too slowly',
+    });
+    expect(client.frames.some((f) => f.type === 'pad')).toBe(true);
+  });
+});
+
+describe('tokenBucket (the stream rate limit)', () => {
+  test('takes a burst at once, then the rate', () => {
+    let now = 0;
+    const bucket = tokenBucket(20, 40, () => now);
+    for (let i = 0; i < 40; i++) expect(bucket.take()).toBe(true);
+    expect(bucket.take()).toBe(false);
+    now += 50; // one frame's worth at 20/s
+    expect(bucket.take()).toBe(true);
+    expect(bucket.take()).toBe(false);
+    now += 60_000; // refills to the burst, no further
+    for (let i = 0; i < 40; i++) expect(bucket.take()).toBe(true);
+    expect(bucket.take()).toBe(false);
+  });
+
+  test('a steady 20 frames per second is never refused', () => {
+    let now = 0;
+    const bucket = tokenBucket(20, 40, () => now);
+    for (let i = 0; i < 1000; i++, now += 50) expect(bucket.take()).toBe(true);
   });
 });

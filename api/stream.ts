@@ -4,6 +4,7 @@ import { mintMachineAccessToken } from '../activities/credentials';
 import { machineAddress, type FlyClient } from '../activities/fly/client';
 import type { ApiMetrics } from './metrics';
 import type { MachineService } from './machines';
+import { atTime, closeWithin, MAX_CLIENT_FRAME_BYTES, rawByteLength, rawToString, tokenBucket } from './stream-limits';
 
 /** The runtime's internal port on Fly (fly-local maps it to the process's own port). */
 export const RUNTIME_INTERNAL_PORT = 8080;
@@ -15,10 +16,11 @@ export const CLOSE = {
   machineGone: 4503,
   /** The access token the stream was opened with has expired: reconnect with a fresh one. */
   tokenExpired: 4401,
-  /** RFC 6455: a policy violation (too many frames, a machine too slow to take them). */
+  /** RFC 6455: a policy violation (too many frames; a side too slow to take what is sent to it). */
   policy: 1008,
+  /** RFC 6455: a frame larger than the gateway takes from a browser. */
+  tooBig: 1009,
 } as const;
-const MAX_CLIENT_FRAME_BYTES = 4 * 1024;
 const MAX_PENDING_TO_MACHINE = 16;
 const PING_INTERVAL_MS = 30_000;
 
@@ -31,8 +33,10 @@ export interface StreamGatewayDeps {
   /** Bytes unsent toward either side of one link before it is closed (both directions). */
   maxBufferedBytes: number;
   maxPerUser: number;
-  /** Frames per second a browser may send (token bucket, burst twice that); default 20. */
+  /** Frames per second a browser may send (a token bucket); default 20. */
   maxMessagesPerSecond?: number;
+  /** Frames a browser may send at once (the bucket's size); default twice the rate. */
+  messageBurst?: number;
 }
 
 /**
@@ -77,55 +81,63 @@ export function createStreamGateway(deps: StreamGatewayDeps) {
 
     // Frames the browser sends before the machine answers wait here, a few at most.
     const pending: string[] = [];
+    let pendingBytes = 0;
     // Set once the machine is found; the client's handlers below may run before that.
     const link: { upstream?: WebSocket } = {};
-    let clientClosed = false;
+    // Set when the browser has gone or is being closed: nothing more is taken from it or dialled for it.
+    let done = false;
+    /** Closes the stream for a broken bound or an expired token (once); a violation cuts the machine off. */
+    const end = (code: number, reason: string, outcome: string, cutMachine = true) => {
+      if (done) return;
+      done = true;
+      deps.metrics.streamsOpened.inc({ outcome });
+      deps.log.info({ userId, code, reason }, 'stream: closing');
+      closeWithin(client, code, reason);
+      // Its buffer is dropped at once (a close frame would wait behind it); else it closes with the browser.
+      if (cutMachine) link.upstream?.terminate();
+    };
     client.on('close', () => {
-      clientClosed = true;
+      done = true;
       release();
       const up = link.upstream;
       if (up?.readyState === WebSocket.CONNECTING) up.terminate();
       else up?.close(1000, 'client closed');
     });
-    client.on('error', () => client.terminate());
-    // Browser → machine is bounded like machine → browser: a rate, and the bytes waiting for the machine.
+    // A protocol error (a frame past the plugin's maxPayload: 1009, bad UTF-8: 1007): `ws` has already
+    // sent its close; cutting the socket now could lose that close, so the peer gets the grace period.
+    client.on('error', () => closeWithin(client, CLOSE.policy, 'protocol error'));
+    /** Bytes unsent toward a side, plus a frame, over the bound (an empty buffer always takes one frame). */
+    const overBound = (queued: number, size: number) => queued > 0 && queued + size > deps.maxBufferedBytes;
+    // Browser → machine is bounded like machine → browser: a rate, a frame size, the bytes waiting.
     const rate = deps.maxMessagesPerSecond ?? 20;
-    let tokens = rate * 2;
-    let refilledAt = Date.now();
-    const violation = (reason: string, outcome: string) => {
-      deps.metrics.streamsOpened.inc({ outcome });
-      deps.log.info({ userId, reason }, 'stream: closing a link that broke its bounds');
-      client.close(CLOSE.policy, reason);
-      link.upstream?.terminate();
-    };
+    const bucket = tokenBucket(rate, deps.messageBurst ?? rate * 2);
     client.on('message', (data: RawData, isBinary: boolean) => {
-      const now = Date.now();
-      tokens = Math.min(rate * 2, tokens + ((now - refilledAt) / 1000) * rate);
-      refilledAt = now;
-      if (--tokens < 0) return violation(`too many messages: at most ${rate} per second`, 'too_many_messages');
-      const text = isBinary ? undefined : rawToString(data);
-      if (text === undefined || Buffer.byteLength(text) > MAX_CLIENT_FRAME_BYTES) return;
-      const up = link.upstream;
-      if (up?.readyState === WebSocket.OPEN) {
-        if (up.bufferedAmount + text.length > deps.maxBufferedBytes)
-          return violation('upstream buffer full: your machine reads too slowly', 'dropped_slow_machine');
+      if (done) return;
+      if (!bucket.take())
+        return end(CLOSE.policy, `too many messages: at most ${rate} per second`, 'too_many_messages');
+      const size = rawByteLength(data);
+      if (size > MAX_CLIENT_FRAME_BYTES)
+        return end(CLOSE.tooBig, `message too big: at most ${MAX_CLIENT_FRAME_BYTES} bytes`, 'message_too_big');
+      if (isBinary) return; // the runtime speaks JSON text only
+      const up = link.upstream?.readyState === WebSocket.OPEN ? link.upstream : undefined;
+      if (overBound(up ? up.bufferedAmount : pendingBytes, size))
+        return end(CLOSE.policy, 'upstream buffer full: your machine reads too slowly', 'dropped_slow_machine');
+      const text = rawToString(data);
+      if (up) {
         deps.metrics.streamFrames.inc({ direction: 'to_machine' });
         up.send(text);
-      } else if (pending.length < MAX_PENDING_TO_MACHINE) pending.push(text);
+      } else if (pending.length < MAX_PENDING_TO_MACHINE) {
+        pending.push(text);
+        pendingBytes += size;
+      }
     });
 
     // A stream lives no longer than the token it was opened with.
     if (expiresAt !== undefined) {
-      const expiry = setTimeout(
-        () => {
-          deps.metrics.streamsOpened.inc({ outcome: 'token_expired' });
-          client.close(CLOSE.tokenExpired, 'token expired: reconnect with a fresh one');
-          link.upstream?.close(1000, 'client token expired');
-        },
-        Math.max(0, expiresAt - Date.now()),
+      const cancel = atTime(expiresAt, () =>
+        end(CLOSE.tokenExpired, 'token expired: reconnect with a fresh one', 'token_expired', false),
       );
-      expiry.unref();
-      client.once('close', () => clearTimeout(expiry));
+      client.once('close', cancel);
     }
 
     // A browser that vanished without a close (sleeping laptop) is noticed and let go.
@@ -153,7 +165,7 @@ export function createStreamGateway(deps: StreamGatewayDeps) {
       client.close(CLOSE.noMachine, 'you have no running machine');
       return;
     }
-    if (clientClosed) return;
+    if (done) return;
 
     const token = await mintMachineAccessToken({
       jwtSecret: deps.jwtSecret,
@@ -161,7 +173,7 @@ export function createStreamGateway(deps: StreamGatewayDeps) {
       purpose: 'stream',
       ttlSeconds: 60,
     });
-    if (clientClosed) return; // left while the token was minted
+    if (done) return; // left (or was closed) while the token was minted
     const up = new WebSocket(`${origin.replace(/^http/, 'ws')}/ws`, {
       headers: { authorization: `Bearer ${token}` },
       handshakeTimeout: 10_000,
@@ -173,16 +185,13 @@ export function createStreamGateway(deps: StreamGatewayDeps) {
       opened = true;
       deps.metrics.streamsOpened.inc({ outcome: 'connected' });
       for (const text of pending.splice(0)) up.send(text);
+      pendingBytes = 0;
     });
     up.on('message', (data: RawData, isBinary: boolean) => {
-      if (client.readyState !== WebSocket.OPEN) return;
-      // Bounded buffering: a client that cannot keep up is dropped, not buffered without limit.
-      if (client.bufferedAmount > deps.maxBufferedBytes) {
-        deps.metrics.streamsOpened.inc({ outcome: 'dropped_slow' });
-        deps.log.info({ userId }, 'stream: dropping a slow client');
-        client.terminate();
-        return;
-      }
+      if (client.readyState !== WebSocket.OPEN || done) return;
+      // Bounded buffering: a browser that cannot keep up is closed, not buffered for without limit.
+      if (overBound(client.bufferedAmount, rawByteLength(data)))
+        return end(CLOSE.policy, 'downstream buffer full: your connection reads too slowly', 'dropped_slow');
       deps.metrics.streamFrames.inc({ direction: 'to_client' });
       client.send(isBinary ? data : rawToString(data), { binary: isBinary });
     });
@@ -215,10 +224,4 @@ export function createStreamGateway(deps: StreamGatewayDeps) {
       for (const ws of open) ws.close(1001, 'server shutting down');
     },
   };
-}
-
-function rawToString(data: RawData): string {
-  if (Buffer.isBuffer(data)) return data.toString('utf8');
-  if (Array.isArray(data)) return Buffer.concat(data).toString('utf8');
-  return Buffer.from(data).toString('utf8');
 }
