@@ -6,35 +6,23 @@ WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --ignore-scripts && npm cache clean --force
 
-# 2. the workflow code bundled once, so workers start without webpack
-FROM node:20-slim AS bundle
+# 2. `npm run build`: the code compiled to dist/ (plain JavaScript), the dashboard and workflow bundles
+FROM node:20-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --ignore-scripts
 COPY . .
-RUN node_modules/.bin/tsx scripts/build-workflow-bundle.ts dist/workflow-bundle.js
+RUN node_modules/.bin/tsx scripts/build.ts
 
-# 3. the runtime image: non-root, no dev dependencies, no tests
+# 3. the image: non-root, production dependencies and built files only (no TypeScript, no tsx, no tests)
 FROM node:20-slim
 ENV NODE_ENV=production \
     WORKFLOW_BUNDLE_PATH=/app/dist/workflow-bundle.js
 WORKDIR /app
 COPY --from=deps /app/node_modules ./node_modules
-COPY --from=bundle /app/dist ./dist
-COPY package.json tsconfig.json ./
-COPY common ./common
-COPY store ./store
-COPY supabase/migrations ./supabase/migrations
-COPY supabase/local ./supabase/local
-COPY workflows ./workflows
-COPY activities ./activities
-COPY worker ./worker
-COPY api ./api
-COPY client ./client
-COPY dev ./dev
-COPY machine-runtime ./machine-runtime
-COPY scripts ./scripts
-RUN find . -path ./node_modules -prune -o -name '*.test.ts' -print | xargs rm -f && mkdir -p /app/.data && chown node /app/.data
+COPY --from=build /app/dist ./dist
+COPY package.json ./
+RUN mkdir -p /app/.data && chown node /app/.data
 USER node
 EXPOSE 3000
-CMD ["node_modules/.bin/tsx", "api/server.ts"]
+CMD ["node", "dist/api/server.js"]

@@ -1,5 +1,5 @@
 import { ApplicationFailure } from '@temporalio/common';
-import { FlyApiError, isFlyError } from './fly/errors';
+import { FlyApiError, isFlyError } from '../fly/errors';
 
 /**
  * Fly errors become Temporal failures: retryable ones (408, 429, 5xx, no answer) are left to the

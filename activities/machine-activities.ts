@@ -1,12 +1,13 @@
-import { setTimeout as sleep } from 'node:timers/promises';
-import { Context, log } from '@temporalio/activity';
+import { log } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { flyMachineName, type CpuPriority } from '../workflows/contract';
-import { deriveMachineKey, mintMachineAccessToken, mintUserToken } from './credentials';
+import { deriveMachineKey, mintMachineAccessToken, mintUserToken } from '../common/credentials';
 import { MAX_MACHINE_TOKEN_SECONDS, MIN_MACHINE_TOKEN_SECONDS } from '../common/machine-token';
 import { flyCall, toActivityFailure } from './fly-failures';
-import { machineAddress, type FlyClient, type Machine, type MachineConfig } from './fly/client';
-import { isAlreadyExists, isCapacityError, isNotFound, FlyApiError } from './fly/errors';
+import { heartbeat, whileHeartbeating } from './heartbeat';
+import { type FlyClient } from '../fly/client';
+import { isGone, machineAddress, type Machine, type MachineConfig } from '../fly/machines';
+import { isAlreadyExists, isCapacityError, isNotFound, FlyApiError } from '../fly/errors';
 
 export interface MachineActivityDeps {
   fly: FlyClient;
@@ -34,14 +35,8 @@ export interface MachineSummary {
   region: string;
 }
 
-export interface HealthReport {
-  ok: boolean;
-  reason?: string;
-  checkedAt: string;
-}
-
-const GONE = new Set(['destroyed', 'destroying', 'replaced', 'migrated']);
-const RUNTIME_PORT = 8080;
+/** The port the runtime listens on inside its machine. */
+export const RUNTIME_PORT = 8080;
 
 const guestFor: Record<CpuPriority, NonNullable<MachineConfig['guest']>> = {
   low: { cpu_kind: 'shared', cpus: 1, memory_mb: 256 },
@@ -55,41 +50,6 @@ const summarize = (m: Machine): MachineSummary => ({
   state: m.state ?? 'unknown',
   region: m.region ?? '',
 });
-
-function heartbeat(details?: unknown) {
-  try {
-    Context.current().heartbeat(details);
-  } catch {
-    // Called outside an activity (a direct call in a benchmark): nothing to report to.
-  }
-}
-
-/**
- * Runs a long call (a Fly /wait of up to 60 s) while heartbeating every few seconds, so a cancelled
- * workflow (a stop during a slow boot) reaches the activity at once instead of after the call.
- */
-async function whileHeartbeating<T>(work: () => Promise<T>, details?: unknown): Promise<T> {
-  let ctx: Context | undefined;
-  try {
-    ctx = Context.current();
-  } catch {
-    return work();
-  }
-  const timer = setInterval(() => ctx.heartbeat(details), 2000);
-  try {
-    return await Promise.race([work(), ctx.cancelled]);
-  } finally {
-    clearInterval(timer);
-  }
-}
-
-function cancellationSignal(): AbortSignal | undefined {
-  try {
-    return Context.current().cancellationSignal;
-  } catch {
-    return undefined;
-  }
-}
 
 export const createMachineActivities = (deps: MachineActivityDeps) => {
   const { fly } = deps;
@@ -126,7 +86,7 @@ export const createMachineActivities = (deps: MachineActivityDeps) => {
   }
 
   const liveMachinesOf = async (userId: string) =>
-    (await flyCall(() => fly.listMachines({ metadata: { user_id: userId } }))).filter((m) => !GONE.has(m.state ?? ''));
+    (await flyCall(() => fly.listMachines({ metadata: { user_id: userId } }))).filter((m) => !isGone(m));
 
   async function originOf(machineId: string) {
     const machine = await flyCall(() => fly.getMachine(machineId));
@@ -189,7 +149,7 @@ export const createMachineActivities = (deps: MachineActivityDeps) => {
             return summarize(await fly.createMachine({ name, region, config }));
           } catch (err) {
             if (isAlreadyExists(err)) {
-              const byName = (await fly.listMachines({})).find((m) => m.name === name && !GONE.has(m.state ?? ''));
+              const byName = (await fly.listMachines({})).find((m) => m.name === name && !isGone(m));
               if (byName) return summarize(byName);
             }
             if (!isCapacityError(err)) throw err;
@@ -229,7 +189,7 @@ export const createMachineActivities = (deps: MachineActivityDeps) => {
           if (err instanceof FlyApiError && err.status === 408) {
             // Not there yet. A machine that failed or vanished will never get there: stop waiting.
             const m = await flyCall(() => fly.getMachine(input.machineId));
-            if (m.state === 'failed' || GONE.has(m.state ?? '')) {
+            if (m.state === 'failed' || isGone(m)) {
               throw ApplicationFailure.nonRetryable(
                 `machine ${input.machineId} is ${m.state}, not ${input.state}`,
                 'MachineFailed',
@@ -240,29 +200,6 @@ export const createMachineActivities = (deps: MachineActivityDeps) => {
           throw toActivityFailure(err);
         }
       }
-    },
-
-    /** Polls the runtime's /health until it answers ok (feed connected, traders loaded, evaluating). */
-    async waitForRuntimeHealthy(input: { machineId: string; deadlineSeconds: number }): Promise<HealthReport> {
-      const deadline = Date.now() + input.deadlineSeconds * 1000;
-      let last = 'not checked yet';
-      // A new runtime is usually healthy within a second: poll fast first, then back off to 1 s.
-      for (let pause = 100; Date.now() < deadline; pause = Math.min(1000, pause * 2)) {
-        const report = await probe(input.machineId);
-        if (report.ok) return report;
-        last = report.reason ?? 'unhealthy';
-        heartbeat({ lastReason: last });
-        await sleep(pause, undefined, { signal: cancellationSignal() });
-      }
-      throw ApplicationFailure.nonRetryable(
-        `runtime did not become healthy within ${input.deadlineSeconds} s: ${last}`,
-        'MachineUnhealthy',
-      );
-    },
-
-    /** One health check for a renewal: Fly state and the runtime's own /health. */
-    async checkRuntimeHealth(input: { machineId: string }): Promise<HealthReport> {
-      return probe(input.machineId);
     },
 
     /** Mints a fresh user token and hands it to the running machine through its control endpoint. */
@@ -331,44 +268,6 @@ export const createMachineActivities = (deps: MachineActivityDeps) => {
       });
     },
   };
-
-  async function probe(machineId: string): Promise<HealthReport> {
-    const checkedAt = () => new Date().toISOString();
-    let machine: Machine;
-    try {
-      machine = await flyCall(() => fly.getMachine(machineId));
-    } catch (err) {
-      if (err instanceof ApplicationFailure && err.type === 'FlyNotFound')
-        return { ok: false, reason: 'machine_gone', checkedAt: checkedAt() };
-      throw err;
-    }
-    // Fly (and fly-local) still answer GET for a destroyed machine: that is gone too, not a restartable one.
-    if (GONE.has(machine.state ?? '')) return { ok: false, reason: 'machine_gone', checkedAt: checkedAt() };
-    if (machine.state !== 'started')
-      return { ok: false, reason: `fly state ${machine.state ?? 'unknown'}`, checkedAt: checkedAt() };
-    try {
-      // Without a control token the runtime answers only `{ ok }`; the reasons need one (short-lived,
-      // signed with this user's machine key; the user is the machine's own `user_id` tag).
-      const userId = machine.config?.metadata?.user_id;
-      const control = userId
-        ? await mintMachineAccessToken({ jwtSecret: deps.jwtSecret, userId, purpose: 'control' })
-        : undefined;
-      const headers: Record<string, string> = control ? { authorization: `Bearer ${control}` } : {};
-      const res = await http(`${machineAddress(machine, port).origin}/health`, {
-        headers,
-        signal: AbortSignal.timeout(3000),
-      });
-      if (res.ok) return { ok: true, checkedAt: checkedAt() };
-      const body = (await res.json().catch(() => ({}))) as { reasons?: string[]; reason?: string };
-      return {
-        ok: false,
-        reason: body.reasons?.join(', ') ?? body.reason ?? `HTTP ${res.status}`,
-        checkedAt: checkedAt(),
-      };
-    } catch (err) {
-      return { ok: false, reason: `no answer: ${(err as Error).message}`, checkedAt: checkedAt() };
-    }
-  }
 };
 
 export type MachineActivities = ReturnType<typeof createMachineActivities>;

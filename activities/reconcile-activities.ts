@@ -1,11 +1,5 @@
-import { Context, log } from '@temporalio/activity';
-import {
-  ScheduleAlreadyRunning,
-  ScheduleOverlapPolicy,
-  WorkflowNotFoundError,
-  type Client,
-  type ScheduleOptionsAction,
-} from '@temporalio/client';
+import { log } from '@temporalio/activity';
+import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import {
   FlyMachineIdSearchAttribute,
@@ -13,110 +7,46 @@ import {
   UserIdSearchAttribute,
 } from '../common/search-attributes';
 import { entitlement } from '../common/entitlement';
-import type { BillingFacts, MachineStatus as RowStatus, ServiceStore } from '../store/types';
+import { activeMachineStates, type MachineState } from '../common/machine-states';
+import type { ServiceStore } from '../store/types';
 import {
   billingChangedSignal,
-  durationMs,
   MACHINE_WORKFLOW_TYPE,
-  TASK_QUEUE,
   machineVanishedSignal,
   machineWorkflowId,
   statusQuery,
 } from '../workflows/contract';
+import type {
+  ActionResult,
+  BillingNudgeAction,
+  DestroyAction,
+  FleetMachine,
+  FleetRow,
+  FleetWorkflow,
+  RepairAction,
+  SignalAction,
+} from '../workflows/reconcile-plan';
 import { flyCall } from './fly-failures';
-import type { FlyClient } from './fly/client';
-import { FlyApiError, isNotFound } from './fly/errors';
+import { type FlyClient } from '../fly/client';
+import { isGone } from '../fly/machines';
+import { FlyApiError, isNotFound } from '../fly/errors';
+import { heartbeat } from './heartbeat';
 
 /*
- * The Node side of reconcileFleet (DESIGN §3): three listings (rows, Fly machines, running machine
+ * The Node side of reconcileFleet (docs/technical-description.md §3): three listings (rows, Fly machines, running machine
  * workflows) and three idempotent actions (destroy, repair a row, signal a workflow). Every action
  * re-checks what it acts on right before acting, so a plan made a minute ago cannot destroy a machine
  * a workflow has since adopted, and writes one `machine_events` row (reason `reconcile: …`) keyed by
  * a transition id derived from what it saw: two reconciles at once write it once.
  */
 
-const GONE = new Set(['destroyed', 'destroying', 'replaced', 'migrated']);
-const ACTIVE_ROW: readonly RowStatus[] = ['provisioning', 'starting', 'running', 'stopping'];
-
-/** A Fly machine carrying a `user_id` tag, in a live state. */
-export interface FleetMachine {
-  id: string;
-  name: string;
-  state: string;
-  userId: string;
-  /** The `workflow_id` tag, if any. */
-  workflowIdTag: string | null;
-  createdAt: string | null;
-}
-
-/** A running machineLifecycle workflow; `status` is null when its status query got no answer. */
-export interface FleetWorkflow {
-  workflowId: string;
-  userId: string;
-  status: { state: string; machineId: string | null; since: string } | null;
-  /** From visibility, for the report when the query failed. */
-  searchAttributes: { state: string | null; machineId: string | null };
-}
-
-export interface FleetRow {
-  userId: string;
-  status: RowStatus;
-  machineId: string | null;
-  workflowId: string | null;
-  updatedAt: string;
-  /** The user's stored billing state (entitlement is decided from it by the plan). */
-  billing?: BillingFacts;
-}
-
-export interface DestroyAction {
-  machineId: string;
-  userId: string;
-  /** `orphan`: no running workflow; `duplicate`: the running workflow owns another machine. */
-  kind: 'orphan' | 'duplicate';
-  /** For a duplicate: the machine the workflow's status names (kept). */
-  keep?: string;
-}
-export interface RepairAction {
-  userId: string;
-  from: RowStatus;
-  /** The row's updated_at when planned: the repair is skipped if the row moved since. */
-  seenUpdatedAt: string;
-  /** `running`: a running workflow says so; `ended`: no workflow runs (the activity picks stopped/error). */
-  kind: 'ended' | 'running';
-  machineId?: string | null;
-}
-export interface SignalAction {
-  workflowId: string;
-  userId: string;
-  machineId: string;
-}
-/** A running workflow whose user the stored billing state no longer entitles: nudge it to re-read and stop. */
-export interface BillingNudgeAction {
-  workflowId: string;
-  userId: string;
-  /** Why, from entitlement(): e.g. "payment overdue since …, grace ended …". */
-  detail: string;
-}
-export interface ActionResult {
-  done: boolean;
-  /** What happened, for the report (`destroyed`, `already gone`, `skipped: …`). */
-  outcome: string;
-  to?: RowStatus;
-}
+const ACTIVE_ROW: readonly MachineState[] = activeMachineStates;
 
 export interface ReconcileDeps {
   fly: FlyClient;
   store: ServiceStore;
   /** The Temporal client and the machine workflows' task queue. Wired by the worker (worker/main.ts). */
   temporal?: { client: Client; taskQueue: string };
-}
-
-function heartbeat(details?: unknown) {
-  try {
-    Context.current().heartbeat(details);
-  } catch {
-    // Called outside an activity (a direct call in a test): nothing to report to.
-  }
 }
 
 /** Runs `work` with at most `limit` in flight. */
@@ -191,7 +121,7 @@ export const createReconcileActivities = (deps: ReconcileDeps) => {
   async function destroyMachine(machineId: string): Promise<'destroyed' | 'already gone'> {
     try {
       const m = await fly.getMachine(machineId);
-      if (GONE.has(m.state ?? '')) return 'already gone';
+      if (isGone(m)) return 'already gone';
       await fly.stopMachine(machineId).catch((err: unknown) => {
         // Already stopped, or in a state Fly will not stop: the forced delete below handles it.
         if (!(err instanceof FlyApiError) || ![404, 409, 412].includes(err.status)) throw err;
@@ -225,7 +155,7 @@ export const createReconcileActivities = (deps: ReconcileDeps) => {
       const all = await flyCall(() => fly.listMachines({}));
       return all.flatMap((m) => {
         const userId = m.config?.metadata?.user_id;
-        if (!userId || !m.id || GONE.has(m.state ?? '')) return [];
+        if (!userId || !m.id || isGone(m)) return [];
         return [
           {
             id: m.id,
@@ -289,8 +219,8 @@ export const createReconcileActivities = (deps: ReconcileDeps) => {
       if (outcome === 'already gone') return { done: false, outcome };
       const row = await store.getMachine(a.userId);
       // The row belongs to the workflow while one runs: keep its state; otherwise it is (or now becomes) ended.
-      const status: RowStatus =
-        (workflowState as RowStatus | undefined) ??
+      const status: MachineState =
+        (workflowState as MachineState | undefined) ??
         (row && !ACTIVE_ROW.includes(row.status) ? row.status : row?.status === 'stopping' ? 'stopped' : 'error');
       await record({
         userId: a.userId,
@@ -315,7 +245,7 @@ export const createReconcileActivities = (deps: ReconcileDeps) => {
       if (a.kind === 'ended') {
         if (wfStatus === 'RUNNING') return { done: false, outcome: 'skipped: a workflow runs now' };
         // A workflow that completed (or a row caught mid-stop) ended cleanly; anything else ended in error.
-        const to: RowStatus = wfStatus === 'COMPLETED' || row.status === 'stopping' ? 'stopped' : 'error';
+        const to: MachineState = wfStatus === 'COMPLETED' || row.status === 'stopping' ? 'stopped' : 'error';
         const why = wfStatus === 'NONE' ? 'no workflow exists' : `the workflow is ${wfStatus.toLowerCase()}`;
         await record({
           userId: a.userId,
@@ -347,7 +277,7 @@ export const createReconcileActivities = (deps: ReconcileDeps) => {
         if (isNotFound(err)) return undefined;
         throw err;
       });
-      if (m && !GONE.has(m.state ?? '')) return { done: false, outcome: 'skipped: the machine is there' };
+      if (m && !isGone(m)) return { done: false, outcome: 'skipped: the machine is there' };
       const row = await store.getMachine(a.userId);
       // Recorded before the signal: the renewal it triggers writes the next state after this event, not before.
       await record({
@@ -396,54 +326,3 @@ export const createReconcileActivities = (deps: ReconcileDeps) => {
 };
 
 export type ReconcileActivities = ReturnType<typeof createReconcileActivities>;
-
-/** Parses "10 minutes", "90s", "5m" (the forms the workflow accepts) to seconds. */
-export function durationSeconds(duration: string): number {
-  const value = durationMs(duration);
-  if (value === undefined) throw new Error(`bad duration "${duration}"`);
-  return value / 1000;
-}
-
-export const RECONCILE_SCHEDULE_ID = 'reconcile-fleet';
-/** One schedule per fleet: the default task queue gets the plain id, any other (a test's) its own. */
-export const reconcileScheduleId = (taskQueue: string) =>
-  taskQueue === TASK_QUEUE ? RECONCILE_SCHEDULE_ID : `${RECONCILE_SCHEDULE_ID}-${taskQueue}`;
-
-/**
- * Creates the reconcileFleet schedule, or brings an existing one up to date (interval, input): safe
- * at every worker start, and when several workers start at once. Overlap SKIP: never two at once
- * from the schedule (two at once would still be safe, only wasteful).
- */
-export async function ensureReconcileSchedule(
-  client: Client,
-  opts: { taskQueue: string; interval: string; minMachineAgeSeconds: number },
-): Promise<{ scheduleId: string; created: boolean }> {
-  const scheduleId = reconcileScheduleId(opts.taskQueue);
-  const action: ScheduleOptionsAction = {
-    type: 'startWorkflow',
-    workflowType: 'reconcileFleet',
-    workflowId: scheduleId,
-    taskQueue: opts.taskQueue,
-    args: [{ minMachineAgeSeconds: opts.minMachineAgeSeconds }],
-    workflowExecutionTimeout: '30 minutes',
-  };
-  const spec = { intervals: [{ every: `${durationSeconds(opts.interval)} seconds` }] };
-  try {
-    await client.schedule.create({
-      scheduleId,
-      spec,
-      action,
-      policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: '1 minute' },
-    });
-    return { scheduleId, created: true };
-  } catch (err) {
-    if (!(err instanceof ScheduleAlreadyRunning)) throw err;
-  }
-  await client.schedule.getHandle(scheduleId).update((previous) => ({
-    ...previous,
-    spec,
-    action,
-    policies: { ...previous.policies, overlap: ScheduleOverlapPolicy.SKIP },
-  }));
-  return { scheduleId, created: false };
-}

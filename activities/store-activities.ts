@@ -1,8 +1,8 @@
 import { log } from '@temporalio/activity';
+import type { BillingFacts } from '../common/entitlement';
 import {
   billingEventTypes,
   subscriptionTiers,
-  type BillingFacts,
   type BillingEventType,
   type MachineTransition,
   type ServiceStore,

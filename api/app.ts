@@ -1,19 +1,11 @@
-import { randomUUID, timingSafeEqual } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { randomUUID } from 'node:crypto';
 import rateLimit from '@fastify/rate-limit';
 import websocket from '@fastify/websocket';
 import type { Client } from '@temporalio/client';
-import Fastify, {
-  type FastifyBaseLogger,
-  type FastifyError,
-  type FastifyInstance,
-  type FastifyReply,
-  type FastifyRequest,
-} from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyRequest } from 'fastify';
 import pino, { type Logger } from 'pino';
 import { z } from 'zod';
-import type { FlyClient } from '../activities/fly/client';
+import type { FlyClient } from '../fly/client';
 import type { PostgresStore } from '../store/postgres';
 import type { ServiceStore } from '../store/types';
 import { durationMs, lifecycleSettings, TASK_QUEUE } from '../workflows/contract';
@@ -21,13 +13,13 @@ import { bearerToken, createTokenVerifier, type AuthenticatedUser } from './auth
 import { lifecycleSettingsFrom, type ApiConfig } from './config';
 import { createMachineService, provisionRequestSchema } from './machines';
 import { createApiMetrics, type ApiMetrics } from './metrics';
-import { buildOpenApi } from './openapi';
 import { HttpProblem, sendProblem, zodErrors } from './problem';
-import { dashboardBundle } from './dashboard/bundle';
+import { registerDashboardRoutes } from './dashboard/routes';
 import { createStreamGateway } from './stream';
 import { createGeminiNoteWriter, type AiNoteWriter } from '../common/ai-note';
 import { registerMachineApi } from './machine-api';
-import { applyBillingEvent, parseBillingEvent, SIGNATURE_HEADER, verifyWebhookSignature } from './webhooks';
+import { registerOpsRoutes } from './ops-routes';
+import { registerWebhookRoutes } from './webhook-routes';
 
 export interface AppDeps {
   config: ApiConfig;
@@ -43,9 +35,7 @@ export interface AppDeps {
   writeNote?: AiNoteWriter;
 }
 
-const DASHBOARD_DIR = join(__dirname, 'dashboard');
 const JSON_BODY_LIMIT = 16 * 1024;
-const NIL_UUID = '00000000-0000-0000-0000-000000000000';
 
 /** Builds the API (routes, auth, errors, metrics) from its dependencies; `server.ts` owns the process. */
 export async function createApp(deps: AppDeps): Promise<FastifyInstance> {
@@ -229,90 +219,16 @@ export async function createApp(deps: AppDeps): Promise<FastifyInstance> {
     },
   });
 
-  // --- billing webhooks (raw body: the signature is over the exact bytes) ----------------------------
-  await app.register(async (scope) => {
-    scope.removeAllContentTypeParsers();
-    scope.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
-    scope.post(
-      '/v1/webhooks/billing',
-      { bodyLimit: config.API_WEBHOOK_BODY_LIMIT_BYTES },
-      async (req: FastifyRequest, reply: FastifyReply) => {
-        if (!config.WEBHOOK_SECRET) {
-          metrics.webhooks.inc({ type: 'unknown', result: 'not_configured' });
-          throw new HttpProblem(503, 'billing webhooks are not configured on this server (WEBHOOK_SECRET)');
-        }
-        const raw = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
-        const header = req.headers[SIGNATURE_HEADER];
-        try {
-          verifyWebhookSignature(config.WEBHOOK_SECRET, typeof header === 'string' ? header : undefined, raw);
-        } catch (err) {
-          metrics.webhooks.inc({ type: 'unknown', result: 'bad_signature' });
-          throw err;
-        }
-        let event;
-        try {
-          event = parseBillingEvent(raw);
-        } catch (err) {
-          metrics.webhooks.inc({ type: 'unknown', result: 'malformed' });
-          throw err;
-        }
-        const result = await applyBillingEvent(
-          { temporal, store, gracePeriodMs, resumeAfterRecovery: (userId) => machines.resumeAfterRecovery(userId) },
-          event,
-        );
-        metrics.webhooks.inc({ type: event.type, result: result.status });
-        req.log.info({ eventId: event.id, type: event.type, userId: event.userId, ...result }, 'billing event');
-        return reply.code(200).send(result);
-      },
-    );
+  await registerWebhookRoutes(app, {
+    config,
+    temporal,
+    store,
+    metrics,
+    gracePeriodMs,
+    resumeAfterRecovery: (userId) => machines.resumeAfterRecovery(userId),
   });
-
-  // --- operations ------------------------------------------------------------------------------------------
-  const openapi = buildOpenApi();
-  app.get('/openapi.json', async () => openapi);
-
-  app.get('/healthz', async (req) => {
-    const [temporalCheck, storeCheck] = await Promise.all([
-      reachable(() => temporal.withDeadline(Date.now() + 2_000, () => temporal.workflowService.getSystemInfo({}))),
-      reachable(() => withTimeout(store.getSubscriptionTier(NIL_UUID), 2_000)),
-    ]);
-    // Public: says reachable or not; what went wrong (hosts, messages) goes to the log only.
-    for (const [name, check] of [
-      ['temporal', temporalCheck],
-      ['store', storeCheck],
-    ] as const)
-      if (!check.ok) req.log.warn({ dependency: name, error: check.error }, 'healthz: dependency unreachable');
-    return { ok: true, temporal: { ok: temporalCheck.ok }, store: { ok: storeCheck.ok } };
-  });
-
-  app.get('/metrics', async (req, reply) => {
-    if (!metricsAllowed(req, config.API_METRICS_TOKEN))
-      throw new HttpProblem(
-        config.API_METRICS_TOKEN ? 401 : 403,
-        config.API_METRICS_TOKEN
-          ? 'metrics need Authorization: Bearer <API_METRICS_TOKEN>'
-          : 'metrics are served to loopback clients only (set API_METRICS_TOKEN to scrape from elsewhere)',
-      );
-    return reply.type(metrics.registry.contentType).send(await metrics.registry.metrics());
-  });
-
-  // --- dashboard (its script bundled with client/ at start-up) ----------------------------------------------
-  const page = (file: string | Buffer, type: string) => {
-    const body = Buffer.isBuffer(file) ? file : readFileSync(join(DASHBOARD_DIR, file));
-    return async (_req: FastifyRequest, reply: FastifyReply) =>
-      reply
-        .type(type)
-        .header('cache-control', 'no-cache')
-        .header('x-content-type-options', 'nosniff')
-        .header(
-          'content-security-policy',
-          "default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:; frame-ancestors 'none'",
-        )
-        .send(body);
-  };
-  app.get('/', page('index.html', 'text/html; charset=utf-8'));
-  app.get('/dashboard.js', page(Buffer.from(await dashboardBundle()), 'text/javascript; charset=utf-8'));
-  app.get('/dashboard.css', page('dashboard.css', 'text/css; charset=utf-8'));
+  registerOpsRoutes(app, { config, temporal, store, metrics });
+  await registerDashboardRoutes(app);
 
   return app;
 }
@@ -328,33 +244,4 @@ function clientErrorDetail(err: FastifyError, status: number): string {
     default:
       return status === 429 ? `too many requests: ${err.message || 'slow down and retry later'}` : err.message;
   }
-}
-
-const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|::ffff:127\.\d+\.\d+\.\d+)$/;
-
-/** `/metrics`: the bearer token when one is configured (constant-time), else loopback clients only. */
-function metricsAllowed(req: FastifyRequest, token: string | undefined): boolean {
-  if (!token) return LOOPBACK.test(req.socket.remoteAddress ?? '');
-  const given = Buffer.from(bearerToken(req, false) ?? '');
-  const expected = Buffer.from(token);
-  return given.length === expected.length && timingSafeEqual(given, expected);
-}
-
-async function reachable(check: () => Promise<unknown>): Promise<{ ok: boolean; error?: string }> {
-  try {
-    await check();
-    return { ok: true };
-  } catch (err) {
-    return { ok: false, error: err instanceof Error ? err.message : String(err) };
-  }
-}
-
-function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  return Promise.race([
-    p,
-    new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
-    }),
-  ]).finally(() => clearTimeout(timer));
 }

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { sleep } from '../test/kit/wait';
 import { machineWorkflowId } from '../workflows/contract';
 import { createApiStack, TEST_WEBHOOK_SECRET, type ApiStack } from './test-support/api-stack';
 import { signWebhook } from './webhooks';
@@ -51,7 +52,6 @@ describe('billing state is the user’s, not a run’s (real Temporal, Postgres,
     expect((await api.call('POST', '/v1/machines/me/stop', { token })).status).toBe(202);
     return api.waitForStatus(token, (s) => s.state === 'stopped');
   };
-  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
   test('stop + start during the grace period keeps the original grace end; after it, the machine stops and provision is 402', async () => {
     const { userId, token } = await api.runningUser();

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { contractEnv, flyApiEnv, parseEnv, temporalEnv } from '../common/config';
-import { durationSchema as duration, regionSchema, type LifecycleSettings } from '../workflows/schemas';
+import type { LifecycleSettings } from '../workflows/contract';
+import { durationSchema as duration, regionSchema } from '../workflows/schemas';
 
 const positiveInt = z.coerce.number().int().positive();
 

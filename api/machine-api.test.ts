@@ -1,7 +1,7 @@
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { randomUUID } from 'node:crypto';
-import { deriveMachineKey, mintMachineAccessToken } from '../activities/credentials';
+import { deriveMachineKey, mintMachineAccessToken } from '../common/credentials';
 import { createApiAnnotator } from '../machine-runtime/gemini';
 import { createMachineApiUserStore } from '../store/machine-api';
 import type { Firing } from '../machine-runtime/engine';
@@ -154,15 +154,15 @@ describe('the machine-facing API: AI notes made where the Gemini key lives', () 
       candleOpenAt: new Date('2024-10-03T00:00:00Z'),
       payload: { close: 1 },
     };
-    const first = await store.insertSignal(signal);
+    const first = await store.insertTradeSignal(signal);
     expect(first).toMatchObject({
       inserted: true,
       signal: { userId: a, traderId: mine, candleOpenAt: signal.candleOpenAt },
     });
-    expect(await store.insertSignal(signal)).toEqual({ inserted: false, signal: null });
-    expect(await store.listSignals()).toHaveLength(1);
+    expect(await store.insertTradeSignal(signal)).toEqual({ inserted: false, signal: null });
+    expect(await store.listTradeSignals()).toHaveLength(1);
     // Another user's trader is not the machine's to write signals for.
-    await expect(store.insertSignal({ ...signal, traderId: theirs })).rejects.toThrow(
+    await expect(store.insertTradeSignal({ ...signal, traderId: theirs })).rejects.toThrow(
       /machine API POST \/v1\/machine\/signals: HTTP 403: that trader is not one of yours/,
     );
     const rows = await api.stack.db.pool.query('select count(*)::int as n from public.signals where trader_id = $1', [

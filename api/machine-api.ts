@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { decodeJwt, jwtVerify } from 'jose';
 import { z } from 'zod';
-import { deriveMachineKey } from '../activities/credentials';
+import { deriveMachineKey } from '../common/credentials';
 import type { AiNoteWriter } from '../common/ai-note';
 import { MACHINE_API_PURPOSE } from '../common/machine-api-token';
 import type { UserStore } from '../store/types';
@@ -102,7 +102,7 @@ export async function registerMachineApi(
     const body = machineSignalSchema.safeParse(req.body);
     if (!body.success) throw new HttpProblem(400, 'not a valid signal', { errors: zodErrors(body.error) });
     try {
-      return await storeOf(req).insertSignal(body.data);
+      return await storeOf(req).insertTradeSignal(body.data);
     } catch (err) {
       // RLS (42501) or a trader that is gone (23503): not this machine's to write.
       const code = (err as { code?: string }).code;
@@ -113,7 +113,7 @@ export async function registerMachineApi(
   app.get('/v1/machine/signals', asMachine, async (req) => {
     const q = z.object({ limit: z.coerce.number().int().min(1).max(1000).default(100) }).safeParse(req.query);
     if (!q.success) throw new HttpProblem(400, 'limit must be 1..1000', { errors: zodErrors(q.error) });
-    return storeOf(req).listSignals({ limit: q.data.limit });
+    return storeOf(req).listTradeSignals({ limit: q.data.limit });
   });
   app.get('/v1/machine/machine', asMachine, async (req) => storeOf(req).getMachine());
 

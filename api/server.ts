@@ -1,9 +1,9 @@
 import { Client, Connection } from '@temporalio/client';
 import pino from 'pino';
-import { createFlyClient } from '../activities/fly/client';
+import { createFlyClient } from '../fly/client';
 import { ConfigError } from '../common/config';
 import { openServiceStore } from '../store';
-import { temporalConnectionOptions } from '../worker/create-worker';
+import { temporalConnectionOptions } from '../common/temporal-connection';
 import { createApp } from './app';
 import { loadApiConfig, type ApiConfig } from './config';
 import { createApiMetrics } from './metrics';

@@ -2,8 +2,9 @@ import type { Socket } from 'node:net';
 import { resolve } from 'node:path';
 import { decodeJwt } from 'jose';
 import WebSocket from 'ws';
-import { machineAddress } from '../activities/fly/client';
+import { machineAddress } from '../fly/machines';
 import { TEST_IMAGE } from '../test/machine-stack';
+import { sleep, until, untilValue } from '../test/kit/wait';
 import { RUNTIME_INTERNAL_PORT } from './stream';
 import { tokenBucket } from './stream-limits';
 import { createApiStack, type ApiStack } from './test-support/api-stack';
@@ -19,7 +20,6 @@ interface Frame {
 function connect(url: string, o: { protocols?: string[]; headers?: Record<string, string> }) {
   const ws = new WebSocket(url, o.protocols ?? [], { headers: o.headers });
   const frames: Frame[] = [];
-  const waiters: (() => void)[] = [];
   const ended = new Promise<{ code: number; reason: string; status?: number }>((resolve) => {
     ws.on('unexpected-response', (_req, res) => resolve({ code: 0, reason: '', status: res.statusCode }));
     ws.on('close', (code, reason) => resolve({ code, reason: reason.toString() }));
@@ -27,7 +27,6 @@ function connect(url: string, o: { protocols?: string[]; headers?: Record<string
   ws.on('error', () => undefined);
   ws.on('message', (data) => {
     frames.push(JSON.parse(data.toString()) as Frame);
-    for (const w of waiters.splice(0)) w();
   });
   const opened = () =>
     new Promise<void>((resolve, reject) => {
@@ -35,17 +34,11 @@ function connect(url: string, o: { protocols?: string[]; headers?: Record<string
       ws.once('open', () => resolve());
       void ended.then((e) => reject(new Error(`closed before open: ${JSON.stringify(e)}`)));
     });
+  /** The first frame of `type`; on timeout the error lists the types that did come. */
   async function next(type: string, timeoutMs = 20_000): Promise<Frame> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const found = frames.find((f) => f.type === type);
-      if (found) return found;
-      if (Date.now() > deadline) throw new Error(`no ${type} frame; got ${frames.map((f) => f.type).join(',')}`);
-      await new Promise<void>((r) => {
-        waiters.push(r);
-        setTimeout(r, 200);
-      });
-    }
+    const types = () => frames.map((f) => f.type);
+    await untilValue(`a ${type} frame`, types, (seen) => seen.includes(type), { timeoutMs, everyMs: 20 });
+    return frames.find((f) => f.type === type)!;
   }
   return { ws, frames, ended, opened, next };
 }
@@ -132,7 +125,7 @@ describe('API: the stream gateway to the REAL machine runtime', () => {
     const ok = connect(streamUrl, { protocols: ['bearer', token] });
     await ok.next('hello');
     ok.ws.send(JSON.stringify({ type: 'ping', pad: 'x'.repeat(4000) }));
-    await new Promise((r) => setTimeout(r, 300));
+    await sleep(300);
     expect(ok.ws.readyState).toBe(WebSocket.OPEN);
     ok.ws.close(1000);
     await ok.ended;
@@ -245,10 +238,11 @@ describe('API: the stream gateway toward a machine that reads slowly', () => {
     const res = await fetch(`${machineOrigin}/firehose`, { method: 'POST' });
     expect(await res.json()).toEqual({ firehose: true });
     // The gateway gives up on the browser once BOUND bytes wait for it; its close waits behind them.
-    for (let i = 0; (await outcomes('dropped_slow')) === before; i++) {
-      if (i > 200) throw new Error('the gateway never closed the slow browser');
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    await until(
+      'the gateway to close the slow browser',
+      async () => (await outcomes('dropped_slow')) !== before,
+      20_000,
+    );
     socket.resume();
     expect(await client.ended).toEqual({
       code: 1008,

@@ -1,7 +1,8 @@
 import type { FastifyBaseLogger } from 'fastify';
 import WebSocket, { type RawData } from 'ws';
-import { mintMachineAccessToken } from '../activities/credentials';
-import { machineAddress, type FlyClient } from '../activities/fly/client';
+import { mintMachineAccessToken } from '../common/credentials';
+import { type FlyClient } from '../fly/client';
+import { machineAddress } from '../fly/machines';
 import type { ApiMetrics } from './metrics';
 import type { MachineService } from './machines';
 import { atTime, closeWithin, MAX_CLIENT_FRAME_BYTES, rawByteLength, rawToString, tokenBucket } from './stream-limits';

@@ -1,8 +1,9 @@
 import { runFleet } from './fleet';
 import { runHistory } from './history';
 import { runOverhead } from './overhead';
-import { dataDir, haveRecordedData, runRuntime } from './runtime';
+import { runRuntime } from './runtime';
 import { runStorm } from './storm';
+import { testWithData } from '../test/kit/data';
 
 /**
  * Keeps the benchmarks from rotting: each one's core function at a trivial size, on the run's real
@@ -33,19 +34,22 @@ describe('benchmarks at trivial size', () => {
     expect(rows[0]!.workflows).toBe(3);
   }, 90_000);
 
-  test('runtime: recorded kline frames through feed, engine and sockets', async () => {
-    if (!haveRecordedData()) return console.warn(`SKIPPED: the runtime benchmark replays recorded data (${dataDir})`);
-    const r = await runRuntime({
-      symbols: 3,
-      traders: 2,
-      clients: 2,
-      minutes: 15,
-      updates: 1,
-      latencyBursts: 1,
-      stepMs: 10,
-      naiveCandles: 5,
-    });
-    expect(r.perCore).toBeGreaterThan(0);
-    expect(r.delivered).toBeGreaterThan(0);
-  }, 60_000);
+  testWithData(
+    'runtime: recorded kline frames through feed, engine and sockets',
+    async () => {
+      const r = await runRuntime({
+        symbols: 3,
+        traders: 2,
+        clients: 2,
+        minutes: 15,
+        updates: 1,
+        latencyBursts: 1,
+        stepMs: 10,
+        naiveCandles: 5,
+      });
+      expect(r.perCore).toBeGreaterThan(0);
+      expect(r.delivered).toBeGreaterThan(0);
+    },
+    60_000,
+  );
 });

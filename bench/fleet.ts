@@ -5,12 +5,15 @@ import os from 'node:os';
 import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { bundleWorkflowCode } from '@temporalio/worker';
-import { connectToTestServer, uniqueId } from '../test/temporal';
+import { exited } from '../test/kit/processes';
+import { sleep, untilValue } from '../test/kit/wait';
+import { connectToTestServer, quietBundlerLogger, uniqueId } from '../test/temporal';
 import { workflowsPath } from '../worker/create-worker';
 import { machineVanishedSignal, machineWorkflowId, type CarriedState } from '../workflows/contract';
 import type { machineLifecycle } from '../workflows/machine-lifecycle';
-import { quietBundler, runBenchmark } from './lib/infra';
-import { envList, mb, report, round, sleep, type Row } from './lib/report';
+import { runBenchmark } from './lib/infra';
+import { pool } from './lib/pool';
+import { envList, mb, report, round, type Row } from './lib/report';
 
 interface Stats {
   rss: number;
@@ -18,15 +21,6 @@ interface Stats {
   renewals: number;
   transitions: number;
   cached: number;
-}
-
-async function pool<T>(items: T[], limit: number, fn: (item: T) => Promise<void>) {
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: Math.min(limit, items.length) }, async () => {
-      while (next < items.length) await fn(items[next++]!);
-    }),
-  );
 }
 
 function startWorker(env: Record<string, string>) {
@@ -50,7 +44,7 @@ function startWorker(env: Record<string, string>) {
     });
   const stop = async () => {
     child.send({ type: 'stop' });
-    await new Promise((r) => child.once('exit', r));
+    await exited(child);
   };
   return { child, stats, stop };
 }
@@ -74,7 +68,7 @@ export async function runFleet(opts: {
   const server = await connectToTestServer();
   const dir = mkdtempSync(join(os.tmpdir(), 'ce-bench-fleet-'));
   const bundlePath = join(dir, 'workflows.js');
-  writeFileSync(bundlePath, (await bundleWorkflowCode({ workflowsPath, logger: quietBundler })).code);
+  writeFileSync(bundlePath, (await bundleWorkflowCode({ workflowsPath, logger: quietBundlerLogger })).code);
   const rows: Row[] = [];
   const workerEnv = (taskQueue: string, cache: number) => ({
     BENCH_TASK_QUEUE: taskQueue,
@@ -112,12 +106,12 @@ export async function runFleet(opts: {
           });
         });
         const q = `TaskQueue = "${taskQueue}" AND MachineState = "running"`;
-        for (let i = 0; ; i++) {
-          const { count } = await server.client.workflow.count(q);
-          if (count >= size) break;
-          if (i > 2400) throw new Error(`only ${count}/${size} workflows at rest after 20 min`);
-          await sleep(500);
-        }
+        await untilValue(
+          `all ${size} workflows at rest`,
+          async () => (await server.client.workflow.count(q)).count,
+          (count) => count >= size,
+          { timeoutMs: 20 * 60_000, everyMs: 500 },
+        );
         startS = (performance.now() - t0) / 1000;
         log(`fleet ${size}: all at rest after ${startS.toFixed(1)} s`);
       } finally {
@@ -137,12 +131,12 @@ export async function runFleet(opts: {
           );
           const signalledS = (performance.now() - s0) / 1000;
           // A renewal's last step records the row: the sweep is done when every workflow has recorded one.
-          let after = await w.stats();
-          while (after.transitions < size) {
-            if (performance.now() - s0 > 1_800_000) throw new Error(`sweep incomplete: ${after.transitions}/${size}`);
-            await sleep(200);
-            after = await w.stats();
-          }
+          await untilValue(
+            `the sweep: ${size} workflows renewed`,
+            () => w.stats(),
+            (after) => after.transitions >= size,
+            { timeoutMs: 1_800_000 - (performance.now() - s0), everyMs: 200 },
+          );
           const sweepS = (performance.now() - s0) / 1000;
           await sleep(3000);
           const rest = await w.stats();

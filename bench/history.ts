@@ -1,11 +1,12 @@
-import type { temporal } from '@temporalio/proto';
 import { bundleWorkflowCode } from '@temporalio/worker';
-import { createTimeSkippingEnv, uniqueId } from '../test/temporal';
+import { historyChain } from '../test/kit/histories';
+import { createTimeSkippingEnv, quietBundlerLogger, uniqueId } from '../test/temporal';
 import { createMachineWorker, workflowsPath } from '../worker/create-worker';
 import { machineWorkflowId, statusQuery } from '../workflows/contract';
-import { lifecycleSettingsSchema, type LifecycleSettings } from '../workflows/schemas';
+import type { LifecycleSettings } from '../workflows/contract';
+import { lifecycleSettingsSchema } from '../workflows/schemas';
 import { machineLifecycle } from '../workflows/machine-lifecycle';
-import { quietBundler, runBenchmark } from './lib/infra';
+import { runBenchmark } from './lib/infra';
 import { envInt, median, report, type Row } from './lib/report';
 import { stubActivities } from './lib/stub-activities';
 
@@ -22,7 +23,7 @@ export async function runHistory(opts: {
   const env = await createTimeSkippingEnv();
   const rows: Row[] = [];
   try {
-    const bundle = await bundleWorkflowCode({ workflowsPath, logger: quietBundler });
+    const bundle = await bundleWorkflowCode({ workflowsPath, logger: quietBundlerLogger });
     for (const variant of opts.variants) {
       const { activities, counts } = stubActivities();
       const taskQueue = uniqueId('bench-history');
@@ -44,16 +45,8 @@ export async function runHistory(opts: {
         await env.sleep(`${opts.days} days`);
         const status = await handle.query(statusQuery);
         if (status.state !== 'running') throw new Error(`workflow is ${status.state}, expected running`);
-        const lengths: number[] = [];
-        let runId: string | null | undefined = handle.firstExecutionRunId;
-        while (runId) {
-          const history: temporal.api.history.v1.IHistory = await env.client.workflow
-            .getHandle(handle.workflowId, runId)
-            .fetchHistory();
-          const events = history.events ?? [];
-          lengths.push(events.length);
-          runId = events[events.length - 1]?.workflowExecutionContinuedAsNewEventAttributes?.newExecutionRunId;
-        }
+        const chain = await historyChain(env.client, handle.workflowId, handle.firstExecutionRunId);
+        const lengths = chain.map((h) => h.events?.length ?? 0);
         await handle.terminate('benchmark finished');
         return lengths;
       });

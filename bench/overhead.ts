@@ -4,21 +4,27 @@ import { performance } from 'node:perf_hooks';
 import { createApiStack, type ApiStack } from '../api/test-support/api-stack';
 import { machineWorkflowId } from '../workflows/contract';
 import { runBenchmark } from './lib/infra';
-import { envInt, median, percentile, report, round, sleep, type Row } from './lib/report';
+import { envInt, median, percentile, report, round, type Row } from './lib/report';
+import { untilValue } from '../test/kit/wait';
 
 /** Polls the machine row; 5 ms is well under the figures measured and costs Postgres nothing. */
 async function waitForRow(api: ApiStack, userId: string, status: string, timeoutMs = 60_000) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const { rows } = await api.stack.db.pool.query<{ status: string }>(
-      'select status from public.cloud_machines where user_id = $1',
-      [userId],
-    );
-    if (rows[0]?.status === status) return;
-    if (rows[0]?.status === 'error') throw new Error(`machine of ${userId} went to error`);
-    if (Date.now() > deadline) throw new Error(`row of ${userId} never became ${status} (is ${rows[0]?.status})`);
-    await sleep(5);
-  }
+  const rowStatus = async () =>
+    (
+      await api.stack.db.pool.query<{ status: string }>('select status from public.cloud_machines where user_id = $1', [
+        userId,
+      ])
+    ).rows[0]?.status;
+  await untilValue(
+    `the row of ${userId} to say ${status}`,
+    rowStatus,
+    (now) => {
+      if (now === status) return true;
+      if (now === 'error') throw new Error(`machine of ${userId} went to error`);
+      return false;
+    },
+    { timeoutMs, everyMs: 5 },
+  );
 }
 
 /** The Temporal arm: what a user waits for, from POST /v1/machines to the row saying `running`. */

@@ -3,11 +3,11 @@ import { writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector';
 import type { AddressInfo } from 'node:net';
 import pino from 'pino';
-import { createRuntime } from '../machine-runtime/app';
-import type { NewSignal, SignalRow, Trader, UserStore } from '../store/types';
+import { startMachineRuntime } from '../machine-runtime/app';
+import type { NewTradeSignal, TradeSignalRow, Trader, UserStore } from '../store/types';
 
 /**
- * The runtime benchmark's machine: the real runtime (`createRuntime`: feed, engine, sink, /ws) in a
+ * The runtime benchmark's machine: the real runtime (`startMachineRuntime`: feed, engine, sink, /ws) in a
  * process of its own, started with the production heap cap (`--max-old-space-size=160`, see
  * machine-runtime/Dockerfile), so its CPU time and RSS are the runtime's alone: the feed's far end
  * (the benchmark process) and the browsers (runtime-clients.ts) live elsewhere.
@@ -23,11 +23,11 @@ class NullStore implements UserStore {
   async listTraders() {
     return this.traders;
   }
-  async insertSignal(s: NewSignal) {
-    const row = { id: randomUUID(), userId: this.userId, firedAt: new Date(), ...s } as SignalRow;
+  async insertTradeSignal(s: NewTradeSignal) {
+    const row = { id: randomUUID(), userId: this.userId, firedAt: new Date(), ...s } as TradeSignalRow;
     return { inserted: true, signal: row };
   }
-  async listSignals() {
+  async listTradeSignals() {
     return [];
   }
   async getMachine() {
@@ -54,7 +54,7 @@ async function main() {
   const sampler = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage.rss())), 20);
   sampler.unref();
   const rssBefore = process.memoryUsage().rss;
-  const rt = await createRuntime({
+  const rt = await startMachineRuntime({
     config: { userId: init.userId, userToken: init.token, binanceWsUrl: init.wsUrl, binanceRestUrl: init.restUrl },
     store: new NullStore(init.userId, traders),
     log: pino({ level: 'silent' }),

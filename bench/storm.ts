@@ -1,42 +1,34 @@
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { AddressInfo } from 'node:net';
-import type { Client } from '@temporalio/client';
 import { bundleWorkflowCode } from '@temporalio/worker';
 import { createActivities } from '../activities';
 import { createApp } from '../api/app';
 import { loadApiConfig } from '../api/config';
 import { signWebhook } from '../api/webhooks';
 import { mintAccessToken } from '../api/auth';
-import { createFlyClient } from '../activities/fly/client';
-import { freePort } from '../common/postgres-cluster';
+import { createFlyClient } from '../fly/client';
 import { isListening } from '../dev/stack/processes';
 import { createPostgresStore } from '../store/postgres';
 import { TEST_FLY_TOKEN, TEST_JWT_SECRET } from '../test/machine-stack';
 import { createTestDatabase } from '../test/pg';
-import { connectToTestServer, uniqueId } from '../test/temporal';
+import { exited, freePort } from '../test/kit/processes';
+import { until, untilValue } from '../test/kit/wait';
+import { connectToTestServer, quietBundlerLogger, uniqueId } from '../test/temporal';
 import { workerEnvShape } from '../worker/config';
 import { createMachineWorker, workflowsPath } from '../worker/create-worker';
-import { machineWorkflowId } from '../workflows/contract';
-import { quietBundler, runBenchmark } from './lib/infra';
-import { envList, median, report, round, sleep, type Row } from './lib/report';
+import { runBenchmark } from './lib/infra';
+import { pool } from './lib/pool';
+import { envList, report, round, type Row } from './lib/report';
+import { cpuByCommand, cpuDelta } from './storm-cpu';
+import { profile } from './storm-histories';
 
 const WEBHOOK_SECRET = 'whsec-bench-secret-0123456789';
 /** A machine that is only a process: `sleep` costs ~1 MB, so a thousand of them fit any box. */
 const LIGHT_IMAGE = 'registry.fly.io/cloud-execution-runtime:bench-sleep';
-
-/** Runs `fn` over `items` with at most `limit` in flight. */
-async function pool<T>(items: T[], limit: number, fn: (item: T) => Promise<void>) {
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: Math.min(limit, items.length) }, async () => {
-      while (next < items.length) await fn(items[next++]!);
-    }),
-  );
-}
 
 /**
  * The whole downgrade path for real (signed webhook → API → signal → workflow → Fly stop + destroy on
@@ -66,10 +58,13 @@ export async function runStorm(opts: { sizes: number[]; concurrency?: number; lo
     },
     stdio: ['ignore', 'ignore', 'inherit'],
   });
-  for (let i = 0; !(await isListening('127.0.0.1', flyPort)); i++) {
-    if (i > 300 || flyLocal.exitCode !== null) throw new Error('fly-local did not start');
-    await sleep(100);
-  }
+  await until('fly-local to listen', () => isListening('127.0.0.1', flyPort), {
+    timeoutMs: 30_000,
+    abortIf: () => {
+      if (flyLocal.exitCode !== null || flyLocal.signalCode !== null)
+        throw new Error(`fly-local did not start (exit ${flyLocal.exitCode ?? flyLocal.signalCode})`);
+    },
+  });
   const fly = createFlyClient({ apiUrl: flyUrl, token: TEST_FLY_TOKEN, app: 'ce-bench' });
   const real = createActivities({
     fly,
@@ -91,7 +86,7 @@ export async function runStorm(opts: { sizes: number[]; concurrency?: number; lo
     connection: server.nativeConnection,
     taskQueue,
     activities,
-    workflowBundle: await bundleWorkflowCode({ workflowsPath, logger: quietBundler }),
+    workflowBundle: await bundleWorkflowCode({ workflowsPath, logger: quietBundlerLogger }),
     ...workerKnobs(),
   });
   const running = worker.run();
@@ -120,16 +115,17 @@ export async function runStorm(opts: { sizes: number[]; concurrency?: number; lo
     );
     return Object.fromEntries(rows.map((r) => [r.status, Number(r.n)])) as Record<string, number>;
   };
-  const waitAll = async (users: string[], status: string, timeoutMs: number) => {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const c = await countByStatus(users);
-      if ((c[status] ?? 0) === users.length) return;
-      if (c.error) throw new Error(`${c.error} machines went to error`);
-      if (Date.now() > deadline) throw new Error(`not all ${status} after ${timeoutMs} ms: ${JSON.stringify(c)}`);
-      await sleep(50);
-    }
-  };
+  const waitAll = (users: string[], status: string, timeoutMs: number) =>
+    untilValue(
+      `all ${users.length} rows ${status}`,
+      () => countByStatus(users),
+      (c) => {
+        if ((c[status] ?? 0) === users.length) return true;
+        if (c.error) throw new Error(`${c.error} machines went to error`);
+        return false;
+      },
+      { timeoutMs, everyMs: 50 },
+    );
 
   const rows: Row[] = [];
   try {
@@ -202,71 +198,13 @@ export async function runStorm(opts: { sizes: number[]; concurrency?: number; lo
     worker.shutdown();
     await running;
     flyLocal.kill('SIGTERM');
-    await new Promise((r) => (flyLocal.exitCode !== null ? r(null) : flyLocal.once('exit', r)));
+    await exited(flyLocal);
     await store.close();
     await db.drop();
     rmSync(dataDir, { recursive: true, force: true });
     await server.close();
   }
   return rows;
-}
-
-/** CPU seconds (user + system) used so far by this process and each of its descendants, summed by command name. */
-function cpuByCommand(): Map<string, number> {
-  const tick = 100; // USER_HZ on Linux
-  const procs: { pid: number; ppid: number; comm: string; cpu: number }[] = [];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      const close = stat.lastIndexOf(')');
-      const fields = stat.slice(close + 2).split(' ');
-      procs.push({
-        pid: Number(entry),
-        ppid: Number(fields[1]),
-        comm: stat.slice(stat.indexOf('(') + 1, close),
-        cpu: (Number(fields[11]) + Number(fields[12])) / tick,
-      });
-    } catch {
-      // gone meanwhile
-    }
-  }
-  const mine = new Set([process.pid]);
-  for (let grew = true; grew;) {
-    grew = false;
-    for (const p of procs) {
-      if (mine.has(p.pid) || !mine.has(p.ppid)) continue;
-      mine.add(p.pid);
-      grew = true;
-    }
-  }
-  const out = new Map<string, number>();
-  for (const p of procs) {
-    if (!mine.has(p.pid) || p.pid === process.pid) continue;
-    out.set(p.comm, (out.get(p.comm) ?? 0) + p.cpu);
-  }
-  // This process (API, worker, the benchmark's own HTTP client) by thread: main, workflow thread, Rust core, libuv.
-  for (const tid of readdirSync(`/proc/${process.pid}/task`)) {
-    try {
-      const stat = readFileSync(`/proc/${process.pid}/task/${tid}/stat`, 'utf8');
-      const close = stat.lastIndexOf(')');
-      const fields = stat.slice(close + 2).split(' ');
-      const name = `bench:${Number(tid) === process.pid ? 'main' : stat.slice(stat.indexOf('(') + 1, close)}`;
-      out.set(name, (out.get(name) ?? 0) + (Number(fields[11]) + Number(fields[12])) / tick);
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return out;
-}
-
-function cpuDelta(before: Map<string, number>, after: Map<string, number>): string {
-  return [...after.entries()]
-    .map(([k, v]) => [k, v - (before.get(k) ?? 0)] as const)
-    .filter(([, v]) => v >= 0.05)
-    .sort((a, b) => b[1] - a[1])
-    .map(([k, v]) => `${k} ${v.toFixed(1)}`)
-    .join(', ');
 }
 
 /** The worker's own tuning variables (worker/config.ts), so a run can compare settings: unset means the defaults. */
@@ -290,70 +228,6 @@ function workerKnobs() {
           ),
         }
       : {}),
-  };
-}
-
-const ms = (t: unknown) => {
-  const ts = t as { seconds?: { toNumber(): number } | number; nanos?: number } | null | undefined;
-  const sec = typeof ts?.seconds === 'number' ? ts.seconds : (ts?.seconds?.toNumber() ?? 0);
-  return sec * 1000 + (ts?.nanos ?? 0) / 1e6;
-};
-
-/**
- * Where a stop's time goes, from the histories of a sample of the storm's workflows (medians, ms):
- * waiting in the task queue for a worker slot vs running, for workflow tasks and activities alike.
- */
-async function profile(client: Client, users: string[]): Promise<Row> {
-  const sample = users.filter((_, i) => i % Math.max(1, Math.floor(users.length / 15)) === 0).slice(0, 15);
-  const queued: number[] = [];
-  const wftQueued: number[] = [];
-  const ran: Record<string, number[]> = {};
-  const signalToClosed: number[] = [];
-  const eventsAfter: number[] = [];
-  const localAfter: number[] = [];
-  let wftTimeouts = 0;
-  for (const userId of sample) {
-    const history = await client.workflow.getHandle(machineWorkflowId(userId)).fetchHistory();
-    const events = history.events ?? [];
-    const byId = new Map(events.map((e) => [Number(e.eventId), e]));
-    const signal = events.find((e) => e.workflowExecutionSignaledEventAttributes?.signalName === 'tierChanged');
-    if (!signal) continue;
-    const t0 = ms(signal.eventTime);
-    signalToClosed.push(ms(events[events.length - 1]!.eventTime) - t0);
-    const after = events.filter((e) => Number(e.eventId) > Number(signal.eventId));
-    eventsAfter.push(after.length);
-    // Row writes are local activities: they run inside a workflow task and leave only a marker.
-    localAfter.push(after.filter((e) => e.markerRecordedEventAttributes).length);
-    // A workflow task left on the worker's sticky queue past its schedule-to-start timeout goes back to the
-    // normal queue, and the worker then gets (and the server reads) the whole history: overload feeding itself.
-    wftTimeouts += events.filter(
-      (e) => Number(e.eventId) > Number(signal.eventId) && e.workflowTaskTimedOutEventAttributes,
-    ).length;
-    for (const e of events) {
-      if (ms(e.eventTime) < t0) continue;
-      const started = e.activityTaskStartedEventAttributes;
-      if (started) {
-        const sched = byId.get(Number(started.scheduledEventId));
-        queued.push(ms(e.eventTime) - ms(sched?.eventTime));
-      }
-      const done = e.activityTaskCompletedEventAttributes;
-      if (done) {
-        const sched = byId.get(Number(done.scheduledEventId));
-        const name = sched?.activityTaskScheduledEventAttributes?.activityType?.name ?? '?';
-        (ran[name] ??= []).push(ms(e.eventTime) - ms(byId.get(Number(done.startedEventId))?.eventTime));
-      }
-      const wft = e.workflowTaskStartedEventAttributes;
-      if (wft) wftQueued.push(ms(e.eventTime) - ms(byId.get(Number(e.eventId) - 1)?.eventTime));
-    }
-  }
-  return {
-    'p50 signal→closed (ms)': round(median(signalToClosed), 0),
-    'p50 history events after the signal': round(median(eventsAfter), 0),
-    'workflow task timeouts in the sample': wftTimeouts,
-    'p50 activity queued (ms)': round(median(queued), 0),
-    'p50 workflow task queued (ms)': round(median(wftQueued), 0),
-    'p50 destroyFlyMachines ran (ms)': round(median(ran.destroyFlyMachines ?? []), 0),
-    'p50 local activities (row writes) after the signal': round(median(localAfter), 0),
   };
 }
 

@@ -3,12 +3,13 @@ import { resolve } from 'node:path';
 import WebSocket from 'ws';
 import { createApiStack } from '../api/test-support/api-stack';
 import { TEST_IMAGE } from '../test/machine-stack';
+import { sleep } from '../test/kit/wait';
 import { runBenchmark } from './lib/infra';
-import { mb, report, sleep, type Row } from './lib/report';
+import { mb, report, type Row } from './lib/report';
 
 /**
  * `npx tsx bench/stream-flood.ts`: one browser floods the stream gateway with 4 KB frames toward a
- * machine that never reads (bench/lib/slow-machine.mjs), for FLOOD_SECONDS; the API's RSS before and
+ * machine that never reads (api/test-support/slow-machine.mjs), for FLOOD_SECONDS; the API's RSS before and
  * at its peak. The security review saw ~600 MB of growth in 8 s before the gateway bounded this
  * direction. The client reconnects whenever the gateway closes it, so the flood lasts the whole time.
  */
@@ -58,7 +59,7 @@ runBenchmark(module, {}, async (startLoad) => {
       // This stack's machines run the slow machine instead of the usual stand-in runtime.
       api.stack.flyLocal.registerImage(TEST_IMAGE, {
         command: process.execPath,
-        args: [resolve(__dirname, 'lib/slow-machine.mjs')],
+        args: [resolve(__dirname, '../api/test-support/slow-machine.mjs')],
         cwd: resolve(__dirname, '..'),
       });
       const userId = await api.createUser('elite');

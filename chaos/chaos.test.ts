@@ -1,6 +1,7 @@
 import { createTestDatabase, type TestDatabase } from '../test/pg';
 import { quietTemporalLogs } from '../test/temporal';
-import { chaosTable, runChaos } from './chaos';
+import { runChaos } from './chaos';
+import { chaosTable } from './report';
 
 jest.setTimeout(240_000);
 

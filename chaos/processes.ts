@@ -1,8 +1,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { openSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { Connection } from '@temporalio/client';
-import { freePort } from '../common/postgres-cluster';
+import { freePort, killGroup, spawnWorker as spawnWorkerProcess } from '../test/kit/processes';
+import { sleep } from '../test/kit/wait';
 import { machineSearchAttributes } from '../common/search-attributes';
 import { createFlyLocal, type FlyLocal } from '../dev/fly-local/fly-local';
 import type { Faults } from '../dev/fly-local/faults';
@@ -12,26 +13,6 @@ import type { Faults } from '../dev/fly-local/faults';
  * dev server (same port, same SQLite file), fly-local (same port, same data dir: it re-adopts the
  * machine processes), and the real worker process (`worker/main.ts`, SIGKILLed as a group).
  */
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-const exited = (child: ChildProcess) =>
-  new Promise<void>((done) => {
-    if (child.exitCode !== null || child.signalCode !== null) return done();
-    child.once('exit', () => done());
-  });
-
-/** SIGKILL to the whole process group (tsx runs the worker in a child of its own). */
-export async function killGroup(child: ChildProcess, signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const done = exited(child);
-  try {
-    process.kill(-child.pid!, signal);
-  } catch {
-    child.kill(signal);
-  }
-  await done;
-}
 
 export interface TemporalServer {
   address: string;
@@ -139,9 +120,5 @@ export async function startFlyLocal(opts: {
 /** The real worker process (`npm run worker`), with a prebuilt workflow bundle so a restart takes a second or two. */
 export function spawnWorker(opts: { dir: string; env: Record<string, string> }): ChildProcess {
   const log = openSync(join(opts.dir, 'worker.log'), 'a');
-  return spawn(process.execPath, ['--import', 'tsx', resolve(__dirname, '../worker/main.ts')], {
-    env: { ...process.env, LOG_LEVEL: 'WARN', ...opts.env },
-    stdio: ['ignore', log, log],
-    detached: true,
-  });
+  return spawnWorkerProcess({ LOG_LEVEL: 'WARN', ...opts.env }, ['ignore', log, log]);
 }

@@ -5,7 +5,9 @@ import globalSetup from '../test/global-setup';
 import globalTeardown from '../test/global-teardown';
 import { createTestDatabase } from '../test/pg';
 import { quietTemporalLogs } from '../test/temporal';
-import { chaosTable, runChaos, type ChaosOp } from './chaos';
+import { runChaos } from './chaos';
+import type { ChaosOp } from './faults';
+import { chaosTable } from './report';
 
 /** A CLI's own output (stdout), not a log line. */
 const say = (line: string) => process.stdout.write(`${line}\n`);

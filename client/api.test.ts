@@ -2,6 +2,7 @@ import type { z } from 'zod';
 import WebSocket from 'ws';
 import type { MachineStatusResponse, provisionResponseSchema, stopResponseSchema } from '../api/machines';
 import { createApiStack, type ApiStack } from '../api/test-support/api-stack';
+import { untilValue } from '../test/kit/wait';
 import { createCloudExecutionClient, type CloudExecutionClient } from './api';
 import { CloudExecutionError } from './errors';
 import type { MachineStatus, ProvisionResponse, StopResponse } from './schemas';
@@ -18,16 +19,9 @@ const agree: [
   Same<StopResponse, z.infer<typeof stopResponseSchema>>,
 ] = [true, true, true];
 
-async function until<T>(what: string, get: () => Promise<T> | T, ok: (v: T) => boolean, timeoutMs = 60_000) {
-  const deadline = Date.now() + timeoutMs;
-  let last: T | undefined;
-  while (Date.now() < deadline) {
-    last = await get();
-    if (ok(last)) return last;
-    await new Promise((r) => setTimeout(r, 150));
-  }
-  throw new Error(`timed out waiting for ${what}; last ${JSON.stringify(last)}`);
-}
+/** Every 150 ms: each user's calls to the API are rate limited (60 a minute by default). */
+const until = <T>(what: string, read: () => Promise<T> | T, ok: (v: T) => boolean, timeoutMs = 60_000) =>
+  untilValue(what, read, ok, { timeoutMs, everyMs: 150 });
 
 describe('the client against the real API (real machine runtime)', () => {
   let api: ApiStack;

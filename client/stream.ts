@@ -1,4 +1,15 @@
 import { streamMessageSchema, type StreamMessage, type StreamMessageOf, type StreamMessageType } from './schemas';
+import {
+  connectionHealth,
+  newConnectionRecord,
+  type ConnectionHealth,
+  type StopReason,
+  type StreamState,
+} from './stream-health';
+import { DEFAULT_BACKOFF, reconnectDelay, refusedUpgradeStop, TERMINAL_CLOSES } from './stream-reconnect';
+
+// The health types are part of this module's public surface (client/index.ts re-exports them from here).
+export type { ConnectionHealth, ConnectionMetrics, StopReason, StreamState } from './stream-health';
 
 /** The part of the WHATWG WebSocket the client uses: browsers, Node ≥ 22, Deno and the `ws` package have it. */
 export interface WebSocketLike {
@@ -12,51 +23,6 @@ type SocketListener = { bivarianceHack(event: unknown): void }['bivarianceHack']
 export type WebSocketConstructorLike = new (url: string, protocols?: string | string[]) => WebSocketLike;
 
 type TokenProvider = () => string | null | undefined | Promise<string | null | undefined>;
-
-export type StreamState = 'idle' | 'connecting' | 'open' | 'reconnecting' | 'closed';
-/** Why the client stopped for good (until `connect()` is called again). */
-export type StopReason =
-  | 'disconnected' // disconnect() was called
-  | 'no_machine' // 4404, or no running machine behind a refused handshake
-  | 'machine_stopped' // 1001 / 4503: the machine (or the API) went away on purpose
-  | 'closed_by_server' // 1000
-  | 'unauthorized' // no token, 401 before the upgrade, 4401 / 4403
-  | 'max_attempts';
-
-/** The seed's `cloudWebSocketClient` metrics, same names. */
-export interface ConnectionMetrics {
-  /** Every socket opened, first connect and reconnects. */
-  connectionAttempts: number;
-  /** Attempts that reached `open`. */
-  successfulConnections: number;
-  /** Attempts that closed before `open` (refused, unreachable). */
-  failedConnections: number;
-  messagesSent: number;
-  messagesReceived: number;
-  /** Attempts made by the automatic reconnect (not by `connect()`). */
-  reconnections: number;
-}
-
-export interface ConnectionHealth {
-  state: StreamState;
-  /** Open and a frame arrived within `staleAfterMs` (the runtime sends `metrics` and `state` every 5 s). */
-  isHealthy: boolean;
-  metrics: ConnectionMetrics;
-  connectedAt: number | null;
-  lastMessageAt: number | null;
-  lastMessageAgeMs: number | null;
-  /**
-   * The machine runtime answers no application-level ping, so this is the time from opening the socket
-   * to its `hello`: handshake, the API's machine lookup and its connection to the machine.
-   */
-  roundTripMs: number | null;
-  roundTripSource: 'hello' | null;
-  /** Consecutive failed attempts so far (reset once a frame arrives). */
-  reconnectAttempt: number;
-  nextReconnectAt: number | null;
-  lastClose: { code: number; reason: string; at: number } | null;
-  stopReason: StopReason | null;
-}
 
 export type ProbeResult = 'ok' | 'no_machine' | 'unauthorized';
 
@@ -100,44 +66,23 @@ export interface CloudStreamClient {
   readonly state: StreamState;
 }
 
-/** Close codes after which reconnecting cannot help (api/stream.ts, machine-runtime/app.ts). */
-const TERMINAL_CLOSES: Record<number, StopReason> = {
-  1000: 'closed_by_server',
-  1001: 'machine_stopped',
-  4401: 'unauthorized',
-  4403: 'unauthorized',
-  4404: 'no_machine',
-  4503: 'machine_stopped',
-};
 const OPEN = 1;
 
 export function createCloudStreamClient(options: CloudStreamOptions): CloudStreamClient {
   const Ctor = options.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructorLike }).WebSocket;
-  const backoff = { initialMs: 1_000, maxMs: 30_000, factor: 2, jitter: 0.5, ...options.backoff };
+  const backoff = { ...DEFAULT_BACKOFF, ...options.backoff };
   const maxAttempts = options.maxReconnectAttempts ?? Infinity;
   const staleAfterMs = options.staleAfterMs ?? 15_000;
 
-  const metrics: ConnectionMetrics = {
-    connectionAttempts: 0,
-    successfulConnections: 0,
-    failedConnections: 0,
-    messagesSent: 0,
-    messagesReceived: 0,
-    reconnections: 0,
-  };
+  // Metrics, timestamps, the attempt counter, the last close and why it stopped: what health() reports.
+  const record = newConnectionRecord();
+  const { metrics } = record;
   const handlers = new Map<keyof StreamHandlers, Set<(...args: never[]) => void>>();
   let state: StreamState = 'idle';
   let socket: WebSocketLike | null = null;
   // Bumped by connect/disconnect: callbacks of an older attempt see they are stale and do nothing.
   let generation = 0;
   let timer: ReturnType<typeof setTimeout> | null = null;
-  let attempt = 0;
-  let nextReconnectAt: number | null = null;
-  let connectedAt: number | null = null;
-  let lastMessageAt: number | null = null;
-  let roundTripMs: number | null = null;
-  let lastClose: ConnectionHealth['lastClose'] = null;
-  let stopReason: StopReason | null = null;
 
   const emit = <E extends keyof StreamHandlers>(event: E, ...args: Parameters<StreamHandlers[E]>) => {
     for (const h of handlers.get(event) ?? []) {
@@ -152,24 +97,7 @@ export function createCloudStreamClient(options: CloudStreamOptions): CloudStrea
     }
   };
 
-  const health = (): ConnectionHealth => {
-    const now = Date.now();
-    const age = lastMessageAt === null ? null : now - lastMessageAt;
-    return {
-      state,
-      isHealthy: state === 'open' && age !== null && age < staleAfterMs,
-      metrics: { ...metrics },
-      connectedAt,
-      lastMessageAt,
-      lastMessageAgeMs: age,
-      roundTripMs,
-      roundTripSource: roundTripMs === null ? null : 'hello',
-      reconnectAttempt: attempt,
-      nextReconnectAt,
-      lastClose,
-      stopReason,
-    };
-  };
+  const health = (): ConnectionHealth => connectionHealth(state, record, staleAfterMs);
 
   const setState = (next: StreamState) => {
     state = next;
@@ -179,27 +107,25 @@ export function createCloudStreamClient(options: CloudStreamOptions): CloudStrea
   const clearTimer = () => {
     if (timer !== null) clearTimeout(timer);
     timer = null;
-    nextReconnectAt = null;
+    record.nextReconnectAt = null;
   };
 
   const stop = (reason: StopReason) => {
     generation++;
     clearTimer();
-    stopReason = reason;
-    connectedAt = null;
+    record.stopReason = reason;
+    record.connectedAt = null;
     setState('closed');
   };
 
   const scheduleReconnect = (gen: number) => {
-    if (attempt >= maxAttempts) return stop('max_attempts');
-    // Exponential backoff with jitter, so many browsers dropped at once do not come back at once.
-    const base = Math.min(backoff.maxMs, backoff.initialMs * backoff.factor ** attempt);
-    const delay = Math.round(base * (1 - backoff.jitter * Math.random()));
-    attempt++;
-    nextReconnectAt = Date.now() + delay;
+    if (record.attempt >= maxAttempts) return stop('max_attempts');
+    const delay = reconnectDelay(backoff, record.attempt);
+    record.attempt++;
+    record.nextReconnectAt = Date.now() + delay;
     timer = setTimeout(() => {
       timer = null;
-      nextReconnectAt = null;
+      record.nextReconnectAt = null;
       if (gen === generation) void open(gen, true);
     }, delay);
     setState('reconnecting');
@@ -236,16 +162,17 @@ export function createCloudStreamClient(options: CloudStreamOptions): CloudStrea
       if (socket !== ws) return;
       opened = true;
       metrics.successfulConnections++;
-      connectedAt = Date.now();
+      record.connectedAt = Date.now();
       setState('open');
     });
     ws.addEventListener('message', (event: { data: unknown }) => {
       if (socket !== ws) return;
       const raw = typeof event.data === 'string' ? event.data : String(event.data);
       metrics.messagesReceived++;
-      lastMessageAt = Date.now();
+      const receivedAt = Date.now();
+      record.lastMessageAt = receivedAt;
       // Frames flow end to end: the next failure starts the backoff from the beginning again.
-      attempt = 0;
+      record.attempt = 0;
       let message: StreamMessage | undefined;
       try {
         const parsed = streamMessageSchema.safeParse(JSON.parse(raw));
@@ -255,7 +182,7 @@ export function createCloudStreamClient(options: CloudStreamOptions): CloudStrea
       }
       if (message?.type === 'hello' && !sawHello) {
         sawHello = true;
-        roundTripMs = lastMessageAt - startedAt;
+        record.roundTripMs = receivedAt - startedAt;
       }
       emit('message', raw, message);
       if (!message) return;
@@ -270,8 +197,8 @@ export function createCloudStreamClient(options: CloudStreamOptions): CloudStrea
     ws.addEventListener('close', (event: { code: number; reason: string }) => {
       if (socket !== ws) return;
       socket = null;
-      connectedAt = null;
-      lastClose = { code: event.code, reason: event.reason, at: Date.now() };
+      record.connectedAt = null;
+      record.lastClose = { code: event.code, reason: event.reason, at: Date.now() };
       if (!opened) metrics.failedConnections++;
       void afterClose(gen, event.code, opened, errorText);
     });
@@ -283,8 +210,8 @@ export function createCloudStreamClient(options: CloudStreamOptions): CloudStrea
     if (terminal) return stop(terminal);
     if (!opened) {
       // Node's `ws` names the refused upgrade's status in its error; browsers say nothing.
-      if (/\b(401|403)\b/.test(errorText)) return stop('unauthorized');
-      if (/\b404\b/.test(errorText)) return stop('no_machine');
+      const refused = refusedUpgradeStop(errorText);
+      if (refused) return stop(refused);
       if (options.probe) {
         let verdict: ProbeResult = 'ok';
         try {
@@ -307,8 +234,8 @@ export function createCloudStreamClient(options: CloudStreamOptions): CloudStrea
       if (!Ctor) throw new Error('no WebSocket implementation: pass `WebSocket` (e.g. from the ws package on Node 20)');
       if (state === 'connecting' || state === 'open' || state === 'reconnecting') return;
       const gen = ++generation;
-      attempt = 0;
-      stopReason = null;
+      record.attempt = 0;
+      record.stopReason = null;
       void open(gen, false);
     },
     disconnect() {

@@ -1,5 +1,5 @@
 /**
- * The AI note on a signal (DESIGN §6): asked for by the machine, made where the key lives (the API:
+ * The AI note on a signal (docs/technical-description.md §6): asked for by the machine, made where the key lives (the API:
  * `POST /v1/machine/ai-note`). A machine never holds `GEMINI_API_KEY`, a project-wide secret, since
  * it runs user-defined filters. This module is what both sides agree on: the request and the prompt.
  */

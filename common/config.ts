@@ -1,7 +1,7 @@
 import { z } from 'zod';
 
 /**
- * Every knob of the system is an environment variable (DESIGN §7). Each process validates the subset
+ * Every knob of the system is an environment variable (docs/technical-description.md §7). Each process validates the subset
  * it needs at start-up and fails with a message that names the bad variable.
  */
 
@@ -21,7 +21,7 @@ export const contractEnv = {
     .regex(/^[^:\s]+:\d+$/, 'must be host:port')
     .default('127.0.0.1:7233'),
   TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
-  /** The machine workflows' task queue (DESIGN §3: `machines`); the worker and the API must agree. */
+  /** The machine workflows' task queue (technical description §3: `machines`); the worker and the API must agree. */
   TEMPORAL_TASK_QUEUE: z.string().min(1).default('machines'),
   /** Temporal Cloud / mTLS (optional; see docs/deploy.md). */
   TEMPORAL_API_KEY: z.string().min(1).optional(),

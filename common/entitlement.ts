@@ -1,5 +1,5 @@
 /**
- * Entitlement = profile tier + billing state + now (DESIGN §3). One pure function, used by the API
+ * Entitlement = profile tier + billing state + now (docs/technical-description.md §3). One pure function, used by the API
  * (provision: 403/402), by the machine workflow (at start, on every billing nudge, at every renewal)
  * and by reconcileFleet. Deterministic and dependency-free: workflow code imports it.
  *

@@ -1,5 +1,5 @@
 /**
- * How a user token minted for a machine is marked (activities/credentials.ts mints it, api/auth.ts
+ * How a user token minted for a machine is marked (common/credentials.ts mints it, api/auth.ts
  * refuses it as a login). PostgREST and RLS ignore both the issuer and the claim, so the machine's
  * store calls work as the user's; the API does not take it for the user.
  */

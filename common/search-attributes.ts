@@ -1,6 +1,6 @@
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
 
-/** Custom search attributes operators filter machine workflows by (DESIGN §3), all Keyword. */
+/** Custom search attributes operators filter machine workflows by (docs/technical-description.md §3), all Keyword. */
 export const UserIdSearchAttribute = defineSearchAttributeKey('UserId', SearchAttributeType.KEYWORD);
 export const MachineStateSearchAttribute = defineSearchAttributeKey('MachineState', SearchAttributeType.KEYWORD);
 export const TierSearchAttribute = defineSearchAttributeKey('Tier', SearchAttributeType.KEYWORD);

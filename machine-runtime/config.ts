@@ -17,7 +17,7 @@ export const runtimeEnv = {
   AI_NOTE_TIMEOUT_MS: z.coerce.number().int().min(100).max(60_000).default(4_000),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 };
-export type RuntimeConfig = ReturnType<typeof loadConfig>;
+export type MachineRuntimeConfig = ReturnType<typeof loadConfig>;
 
 /** Validates the environment; a ConfigError names every bad or missing variable. */
 export function loadConfig(env: Record<string, string | undefined> = process.env) {

@@ -3,8 +3,8 @@ import type { AddressInfo } from 'node:net';
 import { SignJWT } from 'jose';
 import pino from 'pino';
 import WebSocket from 'ws';
-import { deriveMachineKey, mintMachineAccessToken } from '../activities/credentials';
-import { createRuntime, type Runtime } from './app';
+import { deriveMachineKey, mintMachineAccessToken } from '../common/credentials';
+import { startMachineRuntime, type MachineRuntime } from './app';
 import { MemoryUserStore } from './test-support/memory-store';
 
 /**
@@ -40,14 +40,14 @@ function connect(url: string, headers: Record<string, string>) {
 }
 
 describe('control, stream and health tokens (machine key)', () => {
-  let runtime: Runtime;
+  let runtime: MachineRuntime;
   let store: MemoryUserStore;
   let base: string;
 
   beforeAll(async () => {
     store = new MemoryUserStore(userId);
     store.addTrader('broken', { symbols: ['BTCUSDT'], interval: '5m', filter: { all: [] } });
-    runtime = await createRuntime({
+    runtime = await startMachineRuntime({
       config: {
         userId,
         userToken: await userToken(),

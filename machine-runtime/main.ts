@@ -1,8 +1,8 @@
 import pino from 'pino';
 import { ConfigError } from '../common/config';
-import { openUserStore } from '../store/index';
+import { openUserStore } from '../store/user-store';
 import type { UserStore } from '../store/types';
-import { createRuntime, type Runtime } from './app';
+import { startMachineRuntime, type MachineRuntime } from './app';
 import { loadConfig } from './config';
 import { createMetrics } from './metrics';
 
@@ -24,7 +24,7 @@ async function main(): Promise<void> {
   const log = pino({ level: config.LOG_LEVEL, base: { service: 'machine-runtime', userId: config.USER_ID } });
 
   // The store is built before the runtime but reads the token the runtime holds (renewals included).
-  const ref: { runtime?: Runtime } = {};
+  const ref: { runtime?: MachineRuntime } = {};
   const store = lazyStore(config.USER_ID, () =>
     openUserStore({
       userId: config.USER_ID,
@@ -37,7 +37,7 @@ async function main(): Promise<void> {
     }),
   );
 
-  const runtime = await createRuntime({
+  const runtime = await startMachineRuntime({
     config: {
       userId: config.USER_ID,
       userToken: config.USER_TOKEN,
@@ -97,8 +97,8 @@ function lazyStore(
   return {
     userId,
     listTraders: async (o) => (await get()).listTraders(o),
-    insertSignal: async (s) => (await get()).insertSignal(s),
-    listSignals: async (o) => (await get()).listSignals(o),
+    insertTradeSignal: async (s) => (await get()).insertTradeSignal(s),
+    listTradeSignals: async (o) => (await get()).listTradeSignals(o),
     getMachine: async () => (await get()).getMachine(),
     close: async () => {
       // A store that never opened has nothing to close; its open error was already reported.

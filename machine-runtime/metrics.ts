@@ -76,4 +76,4 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}) {
     traders: new Gauge({ name: 'runtime_traders', help: 'Enabled, valid traders loaded', registers }),
   };
 }
-export type RuntimeMetrics = ReturnType<typeof createMetrics>;
+export type MachineRuntimeMetrics = ReturnType<typeof createMetrics>;

@@ -1,6 +1,6 @@
 import { toMs, type Candle } from './candles';
 import { backoffMs, sleep, type Log } from './log';
-import type { RuntimeMetrics } from './metrics';
+import type { MachineRuntimeMetrics } from './metrics';
 
 const maxLimit = 1000;
 
@@ -33,7 +33,7 @@ export class KlinesClient {
     private readonly opts: {
       restUrl: string;
       log: Log;
-      metrics: RuntimeMetrics;
+      metrics: MachineRuntimeMetrics;
       timeoutMs?: number;
       retryBaseMs?: number;
       retryMaxMs?: number;

@@ -5,14 +5,15 @@ import pino from 'pino';
 import WebSocket from 'ws';
 import { ConfigError } from '../common/config';
 import { createBinanceReplay, type BinanceReplay } from '../dev/binance-replay/server';
-import { createRuntime, type Runtime } from './app';
+import { startMachineRuntime, type MachineRuntime } from './app';
 import { loadConfig } from './config';
 import type { Firing } from './engine';
 import { createApiAnnotator } from './gemini';
-import { sleep } from './log';
 import { createMetrics } from './metrics';
-import { SignalSink } from './signals';
-import { dataDir, haveData, readCsv } from './test-support/data';
+import { TradeSignalSink } from './trade-signals';
+import { readCsv } from './test-support/data';
+import { recordedDataDir as dataDir, describeWithData } from '../test/kit/data';
+import { until } from '../test/kit/wait';
 import { MemoryUserStore } from './test-support/memory-store';
 
 const log = pino({ level: process.env.TEST_LOG ?? 'silent' });
@@ -27,7 +28,7 @@ const mint = (opts: { sub?: string; key?: string; expiresIn?: string } = {}) =>
     .setIssuedAt()
     .setExpirationTime(opts.expiresIn ?? '1h')
     .sign(new TextEncoder().encode(opts.key ?? secret));
-/** What the worker sends on /control/* and for /health details (activities/credentials.ts). */
+/** What the worker sends on /control/* and for /health details (common/credentials.ts). */
 const mintControl = (opts: { sub?: string } = {}) =>
   new SignJWT({ purpose: 'control' })
     .setProtectedHeader({ alg: 'HS256' })
@@ -35,14 +36,6 @@ const mintControl = (opts: { sub?: string } = {}) =>
     .setIssuedAt()
     .setExpirationTime('60s')
     .sign(new TextEncoder().encode(secret));
-
-async function waitFor(what: string, cond: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(25);
-  }
-}
 
 /** Opens a socket and resolves with it, or with the HTTP status the upgrade was refused with. */
 function connect(url: string, opts: { protocols?: string[]; headers?: Record<string, string> }) {
@@ -56,18 +49,13 @@ function connect(url: string, opts: { protocols?: string[]; headers?: Record<str
   });
 }
 
-describe('machine runtime (replay + in-memory store)', () => {
+describeWithData('machine runtime (replay + in-memory store)', () => {
   let replay: BinanceReplay;
-  let runtime: Runtime;
+  let runtime: MachineRuntime;
   let store: MemoryUserStore;
   let base: string;
-  let skip = false;
 
   beforeAll(async () => {
-    if (!haveData('runtime end-to-end tests')) {
-      skip = true;
-      return;
-    }
     const btc = readCsv('BTCUSDT', '5m');
     replay = await createBinanceReplay({
       dataDir,
@@ -82,7 +70,7 @@ describe('machine runtime (replay + in-memory store)', () => {
       fireOn: 'every',
       filter: { all: [{ left: { indicator: 'price' }, op: 'crossesAbove', right: { indicator: 'sma', period: 20 } }] },
     });
-    runtime = await createRuntime({
+    runtime = await startMachineRuntime({
       config: {
         userId,
         userToken: await mint(),
@@ -108,7 +96,6 @@ describe('machine runtime (replay + in-memory store)', () => {
   });
 
   afterAll(async () => {
-    if (skip) return;
     await runtime.stop();
     await replay.close();
   });
@@ -117,8 +104,10 @@ describe('machine runtime (replay + in-memory store)', () => {
     fetch(`http://${base}/health`, { headers: { authorization: `Bearer ${await mintControl()}` } });
 
   test('health is 200 once the feed is connected, traders loaded and evaluations recent; metrics are exposed', async () => {
-    if (skip) return console.warn('SKIPPED: no recorded data (see above)');
-    await waitFor('healthy', async () => (await fetch(`http://${base}/health`)).status === 200);
+    await until('healthy', async () => (await fetch(`http://${base}/health`)).status === 200, {
+      timeoutMs: 10_000,
+      everyMs: 25,
+    });
     expect(await (await fetch(`http://${base}/health`)).json()).toEqual({ ok: true });
     const body = (await (await health()).json()) as Record<string, unknown>;
     expect(body).toMatchObject({ ok: true, reasons: [], traders: 1, streams: 1 });
@@ -135,14 +124,15 @@ describe('machine runtime (replay + in-memory store)', () => {
   });
 
   test('a browser-style client (token as subprotocol) gets hello, metrics and live signals; signals are stored', async () => {
-    if (skip) return console.warn('SKIPPED: no recorded data (see above)');
     const { ws, messages, status } = await connect(`ws://${base}/ws`, { protocols: ['bearer', await mint()] });
     expect(status).toBeUndefined();
     expect(ws!.protocol).toBe('bearer');
-    await waitFor('a signal', () => messages.some((m) => m.type === 'signals'));
+    await until('a signal', () => messages.some((m) => m.type === 'signals'), { timeoutMs: 10_000, everyMs: 25 });
     expect(messages[0]).toMatchObject({ type: 'hello', userId });
-    await waitFor('metrics and candles', () =>
-      ['metrics', 'candles', 'state'].every((t) => messages.some((m) => m.type === t)),
+    await until(
+      'metrics and candles',
+      () => ['metrics', 'candles', 'state'].every((t) => messages.some((m) => m.type === t)),
+      { timeoutMs: 10_000, everyMs: 25 },
     );
     // Candles and signals come batched, never one frame per item, and never an empty batch.
     type Item = { symbol: string; interval: string; openTime: number; candleOpenAt: string };
@@ -157,14 +147,16 @@ describe('machine runtime (replay + in-memory store)', () => {
       .slice(0, signalsAt)
       .flatMap((m) => (m.type === 'candles' ? (m.candles as Item[]) : []));
     expect(candlesBefore.some((c) => new Date(c.openTime).toISOString() === signal.candleOpenAt)).toBe(true);
-    await waitFor('stored', () => store.signals.some((s) => s.candleOpenAt.toISOString() === signal.candleOpenAt));
+    await until('stored', () => store.signals.some((s) => s.candleOpenAt.toISOString() === signal.candleOpenAt), {
+      timeoutMs: 10_000,
+      everyMs: 25,
+    });
     const keys = store.signals.map((s) => `${s.traderId}|${s.candleOpenAt.getTime()}`);
     expect(new Set(keys).size).toBe(keys.length);
     ws!.close();
   });
 
   test('a bad token is refused: wrong key, another user, expired, none', async () => {
-    if (skip) return console.warn('SKIPPED: no recorded data (see above)');
     const bad = [
       await mint({ key: 'another-secret-that-is-at-least-32-characters' }),
       await mint({ sub: randomUUID() }),
@@ -181,20 +173,21 @@ describe('machine runtime (replay + in-memory store)', () => {
   });
 
   test('an unreachable store: still serving, unhealthy with the reason, signals queued then delivered', async () => {
-    if (skip) return console.warn('SKIPPED: no recorded data (see above)');
     store.failing = true;
-    await waitFor('queued signals', () => runtime.sink.queued > 0);
+    await until('queued signals', () => runtime.sink.queued > 0, { timeoutMs: 10_000, everyMs: 25 });
     const res = await health();
     expect(res.status).toBe(503);
     const body = (await res.json()) as { reasons: string[] };
     expect(body.reasons.join(' ')).toContain('store unreachable');
     store.failing = false;
-    await waitFor('queue drained', () => runtime.sink.queued === 0);
-    await waitFor('healthy again', async () => (await fetch(`http://${base}/health`)).status === 200);
+    await until('queue drained', () => runtime.sink.queued === 0, { timeoutMs: 10_000, everyMs: 25 });
+    await until('healthy again', async () => (await fetch(`http://${base}/health`)).status === 200, {
+      timeoutMs: 10_000,
+      everyMs: 25,
+    });
   });
 
   test('control endpoints: reload traders (live subscribe) and renew credentials, both authenticated', async () => {
-    if (skip) return console.warn('SKIPPED: no recorded data (see above)');
     expect((await fetch(`http://${base}/control/reload`, { method: 'POST' })).status).toBe(401);
     store.addTrader('eth rsi', {
       symbols: ['ETHUSDT'],
@@ -208,7 +201,10 @@ describe('machine runtime (replay + in-memory store)', () => {
     expect(reload.status).toBe(200);
     expect(await reload.json()).toMatchObject({ ok: true, traders: 2 });
     expect(runtime.engine.streams().sort()).toEqual(['BTCUSDT|5m', 'ETHUSDT|5m']);
-    await waitFor('ETH warmed up', () => runtime.feed.status().warmingUp === 0 && runtime.feed.status().streams === 2);
+    await until('ETH warmed up', () => runtime.feed.status().warmingUp === 0 && runtime.feed.status().streams === 2, {
+      timeoutMs: 10_000,
+      everyMs: 25,
+    });
 
     const renewed = await mint({ expiresIn: '2h' });
     const post = (token: string, auth: string) =>
@@ -229,7 +225,7 @@ describe('machine runtime (replay + in-memory store)', () => {
 
 test('the AI note service unreachable: the signal is stored without a note, promptly', async () => {
   const store = new MemoryUserStore();
-  const sink = new SignalSink({
+  const sink = new TradeSignalSink({
     store,
     log: pino({ level: 'silent' }),
     metrics: createMetrics(),
@@ -260,7 +256,7 @@ test('the AI note service unreachable: the signal is stored without a note, prom
   };
   const started = Date.now();
   sink.submit(firing);
-  await waitFor('stored', () => store.signals.length === 1, 5_000);
+  await until('stored', () => store.signals.length === 1, { timeoutMs: 5_000, everyMs: 25 });
   expect(Date.now() - started).toBeLessThan(3_000);
   expect(store.signals[0]!.payload.aiNote).toBeUndefined();
   expect(String(store.signals[0]!.payload.aiNoteError)).not.toBe('');

@@ -1,15 +1,16 @@
 import { randomUUID } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import pino from 'pino';
-import { deriveMachineKey, mintMachineAccessToken } from '../activities/credentials';
+import { deriveMachineKey, mintMachineAccessToken } from '../common/credentials';
 import { createBinanceReplay, type BinanceReplay } from '../dev/binance-replay/server';
 import type { Trader } from '../store/types';
-import { createRuntime, type Runtime } from './app';
+import { startMachineRuntime, type MachineRuntime } from './app';
 import { TraderEngine } from './engine';
 import { sleep } from './log';
 import { createMetrics } from './metrics';
 import { InvalidSymbolError, KlinesClient } from './rest';
-import { dataDir, haveData, readCsv } from './test-support/data';
+import { readCsv } from './test-support/data';
+import { recordedDataDir as dataDir, describeWithData } from '../test/kit/data';
 import { MemoryUserStore } from './test-support/memory-store';
 import {
   MAX_COMPILED_CONDITIONS,
@@ -157,25 +158,20 @@ describe('indicator instances per machine', () => {
   });
 });
 
-describe('unknown symbols and the runtime (binance-replay)', () => {
+describeWithData('unknown symbols and the runtime (binance-replay)', () => {
   const jwtSecret = 'limits-test-jwt-secret-at-least-32-chars';
   const userId = randomUUID();
   let replay: BinanceReplay;
-  let runtime: Runtime;
+  let runtime: MachineRuntime;
   let store: MemoryUserStore;
   let base: string;
-  let skip = false;
 
   beforeAll(async () => {
-    if (!haveData('unknown-symbol tests')) {
-      skip = true;
-      return;
-    }
     const btc = readCsv('BTCUSDT', '5m');
     replay = await createBinanceReplay({ dataDir, speed: 600, startTime: btc[400]!.openTime, symbols: ['BTCUSDT'] });
     store = new MemoryUserStore(userId);
     store.addTrader('good', good);
-    runtime = await createRuntime({
+    runtime = await startMachineRuntime({
       config: {
         userId,
         userToken: 'a.b.c',
@@ -194,7 +190,6 @@ describe('unknown symbols and the runtime (binance-replay)', () => {
     await runtime.start();
   });
   afterAll(async () => {
-    if (skip) return;
     await runtime.stop();
     await replay.close();
   });
@@ -217,7 +212,6 @@ describe('unknown symbols and the runtime (binance-replay)', () => {
   };
 
   test('KlinesClient: -1121 Invalid symbol is thrown at once, not retried', async () => {
-    if (skip) return console.warn('SKIPPED: no recorded data (see above)');
     const metrics = createMetrics();
     const rest = new KlinesClient({ restUrl: replay.restUrl, log: pino({ level: 'silent' }), metrics, retryBaseMs: 1 });
     const attempt = rest.pageWithRetry({ symbol: 'NOPEUSDT', interval: '5m', limit: 10 });
@@ -229,7 +223,6 @@ describe('unknown symbols and the runtime (binance-replay)', () => {
   });
 
   test('/control/reload reports the trader that does not parse and loads the rest', async () => {
-    if (skip) return console.warn('SKIPPED: no recorded data (see above)');
     store.addTrader('deep', nested(485));
     const { status, body } = await reload();
     expect(status).toBe(200);
@@ -239,7 +232,6 @@ describe('unknown symbols and the runtime (binance-replay)', () => {
   });
 
   test('a symbol Binance does not know marks its trader invalid; REST is not asked again', async () => {
-    if (skip) return console.warn('SKIPPED: no recorded data (see above)');
     const before = runtime.feed.status();
     store.addTrader('doge', { symbols: ['BTCUSDT', 'DOGEUSDT'], interval: '5m', filter: { all: [rsiBelow()] } });
     await reload();

@@ -1,5 +1,6 @@
 import { createApiStack, type ApiStack } from '../api/test-support/api-stack';
-import { abuseTable, runAbuseCases, type AbuseCase } from './abuse-table';
+import { abuseTable, type AbuseCase } from './abuse/harness';
+import { runAbuseCases } from './abuse-table';
 
 jest.setTimeout(180_000);
 

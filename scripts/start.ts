@@ -1,7 +1,7 @@
 import { ConfigError } from '../common/config';
 import { startLocalStack, type LocalStack } from '../dev/stack/local-stack';
 
-/** `npm start`: the whole local stack on one machine (DESIGN §7); Ctrl-C stops everything started here. */
+/** `npm start`: the whole local stack on one machine (docs/technical-description.md §7); Ctrl-C stops everything started here. */
 const log = (msg: string) => console.log(`[start] ${msg}`);
 let stack: LocalStack | undefined;
 let stopping = false;

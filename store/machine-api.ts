@@ -1,5 +1,5 @@
 import { signMachineApiToken } from '../common/machine-api-token';
-import type { MachineRow, NewSignal, SignalRow, Trader, UserStore } from './types';
+import type { MachineRow, NewTradeSignal, TradeSignalRow, Trader, UserStore } from './types';
 
 /**
  * A user's store through the control plane's machine-facing API (`/v1/machine/*`), for machines in
@@ -40,7 +40,7 @@ export function createMachineApiUserStore(opts: {
   }
   const date = (v: unknown) => (v == null ? null : new Date(v as string));
   const toTrader = (t: Trader): Trader => ({ ...t, updatedAt: date(t.updatedAt) as Date });
-  const toSignal = (s: SignalRow): SignalRow => ({
+  const toSignal = (s: TradeSignalRow): TradeSignalRow => ({
     ...s,
     candleOpenAt: date(s.candleOpenAt) as Date,
     firedAt: date(s.firedAt) as Date,
@@ -51,12 +51,12 @@ export function createMachineApiUserStore(opts: {
       const rows = await call<Trader[]>('GET', `/v1/machine/traders${o?.enabledOnly ? '?enabledOnly=true' : ''}`);
       return rows.map(toTrader);
     },
-    async insertSignal(s: NewSignal) {
-      const r = await call<{ inserted: boolean; signal: SignalRow | null }>('POST', '/v1/machine/signals', s);
+    async insertTradeSignal(s: NewTradeSignal) {
+      const r = await call<{ inserted: boolean; signal: TradeSignalRow | null }>('POST', '/v1/machine/signals', s);
       return { inserted: r.inserted, signal: r.signal ? toSignal(r.signal) : null };
     },
-    async listSignals(o) {
-      return (await call<SignalRow[]>('GET', `/v1/machine/signals?limit=${o?.limit ?? 100}`)).map(toSignal);
+    async listTradeSignals(o) {
+      return (await call<TradeSignalRow[]>('GET', `/v1/machine/signals?limit=${o?.limit ?? 100}`)).map(toSignal);
     },
     async getMachine() {
       const row = await call<MachineRow | null>('GET', '/v1/machine/machine');

@@ -199,15 +199,15 @@ describe('the Postgres store', () => {
       candleOpenAt: new Date('2025-01-01T00:00:00Z'),
       payload: { close: 1 },
     };
-    const first = await mine.insertSignal(signal);
-    const again = await mine.insertSignal({ ...signal, payload: { close: 2 } });
+    const first = await mine.insertTradeSignal(signal);
+    const again = await mine.insertTradeSignal({ ...signal, payload: { close: 2 } });
     expect(first.inserted).toBe(true);
     expect(first.signal).toMatchObject({ userId: user, symbol: 'BTCUSDT', payload: { close: 1 } });
     expect(again).toEqual({ inserted: false, signal: null });
-    expect(await mine.listSignals()).toHaveLength(1);
-    expect(await db.store.asUser(other).listSignals()).toEqual([]);
+    expect(await mine.listTradeSignals()).toHaveLength(1);
+    expect(await db.store.asUser(other).listTradeSignals()).toEqual([]);
     // The other user's trader id cannot be used.
-    await expect(mine.insertSignal({ ...signal, traderId: rows[2].id as string })).rejects.toThrow(
+    await expect(mine.insertTradeSignal({ ...signal, traderId: rows[2].id as string })).rejects.toThrow(
       /row-level security/,
     );
   });

@@ -183,7 +183,7 @@ describe('Supabase adapter (request shapes against a local PostgREST stand-in)',
       userId: 'u1',
       getAccessToken: () => token,
     });
-    const result = await store.insertSignal({
+    const result = await store.insertTradeSignal({
       traderId: 't1',
       symbol: 'BTCUSDT',
       interval: '5m',

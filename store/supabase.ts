@@ -8,7 +8,7 @@ import {
   toSignal,
   toTrader,
   transitionArgs,
-} from './postgres';
+} from './rows';
 import type { BillingEventOutcome, ServiceStore, SubscriptionTier, UserStore } from './types';
 
 /** Same interface as the Postgres adapter, through Supabase's REST API (PostgREST) with supabase-js. */
@@ -126,7 +126,7 @@ export function createSupabaseUserStore(opts: {
       if (o?.enabledOnly) q = q.eq('enabled', true);
       return (check('traders', await q) ?? []).map(toTrader);
     },
-    async insertSignal(s) {
+    async insertTradeSignal(s) {
       const rows = check(
         'signals',
         await db
@@ -148,7 +148,7 @@ export function createSupabaseUserStore(opts: {
       const row = rows?.[0];
       return row ? { inserted: true, signal: toSignal(row) } : { inserted: false, signal: null };
     },
-    async listSignals(o) {
+    async listTradeSignals(o) {
       const rows = check(
         'signals',
         await db

@@ -1,11 +1,9 @@
 import { z } from 'zod';
 import type { BillingFacts } from '../common/entitlement';
 
-export type { BillingAccount, BillingFacts } from '../common/entitlement';
+import type { MachineState } from '../common/machine-states';
 
-/** Machine states (also `cloud_machines.status`; extend only by migration). */
-export const machineStatuses = ['provisioning', 'starting', 'running', 'stopping', 'stopped', 'error'] as const;
-export type MachineStatus = (typeof machineStatuses)[number];
+/** `cloud_machines.status` holds a MachineState (common/machine-states.ts; extend only by migration). */
 
 export const subscriptionTiers = ['anonymous', 'free', 'pro', 'elite'] as const;
 export type SubscriptionTier = (typeof subscriptionTiers)[number];
@@ -18,7 +16,7 @@ export interface MachineRow {
   workflowId: string | null;
   region: string;
   cpuPriority: 'low' | 'normal' | 'high';
-  status: MachineStatus;
+  status: MachineState;
   errorMessage: string | null;
   lastHealthyAt: Date | null;
   startedAt: Date | null;
@@ -29,7 +27,7 @@ export interface MachineRow {
 
 export interface MachineTransition {
   userId: string;
-  status: MachineStatus;
+  status: MachineState;
   reason?: string;
   workflowId?: string;
   machineId?: string;
@@ -48,8 +46,8 @@ export interface MachineEvent {
   userId: string;
   workflowId: string | null;
   flyMachineId: string | null;
-  fromStatus: MachineStatus | null;
-  toStatus: MachineStatus;
+  fromStatus: MachineState | null;
+  toStatus: MachineState;
   reason: string | null;
   details: Record<string, unknown>;
   occurredAt: Date;
@@ -95,7 +93,7 @@ export interface Trader {
   updatedAt: Date;
 }
 
-export interface NewSignal {
+export interface NewTradeSignal {
   traderId: string;
   symbol: string;
   interval: string;
@@ -105,12 +103,12 @@ export interface NewSignal {
   payload: Record<string, unknown>;
 }
 
-export interface SignalRow extends Required<NewSignal> {
+export interface TradeSignalRow extends Required<NewTradeSignal> {
   id: string;
   userId: string;
 }
 
-export const newSignalSchema = z.object({
+export const newTradeSignalSchema = z.object({
   traderId: z.uuid(),
   symbol: z.string().min(1),
   interval: z.string().min(1),
@@ -127,8 +125,8 @@ export interface UserStore {
   readonly userId: string;
   listTraders(opts?: { enabledOnly?: boolean }): Promise<Trader[]>;
   /** Inserts once per (trader, symbol, interval, candle); `inserted: false` for a repeat. */
-  insertSignal(signal: NewSignal): Promise<{ inserted: boolean; signal: SignalRow | null }>;
-  listSignals(opts?: { limit?: number }): Promise<SignalRow[]>;
+  insertTradeSignal(signal: NewTradeSignal): Promise<{ inserted: boolean; signal: TradeSignalRow | null }>;
+  listTradeSignals(opts?: { limit?: number }): Promise<TradeSignalRow[]>;
   getMachine(): Promise<MachineRow | null>;
 }
 
@@ -138,7 +136,7 @@ export interface ServiceStore {
   /** Upserts the machine row and appends a `machine_events` row, in one transaction. */
   recordMachineTransition(t: MachineTransition): Promise<MachineRow>;
   getMachine(userId: string): Promise<MachineRow | null>;
-  listMachines(opts?: { statuses?: MachineStatus[] }): Promise<MachineRow[]>;
+  listMachines(opts?: { statuses?: MachineState[] }): Promise<MachineRow[]>;
   listMachineEvents(userId: string, opts?: { limit?: number }): Promise<MachineEvent[]>;
   /** True the first time an event id is seen, false for a replay (audit only: billing events use applyBillingEvent). */
   recordWebhookEvent(e: WebhookEventRecord): Promise<boolean>;

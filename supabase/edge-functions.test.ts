@@ -3,6 +3,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { createApiStack, type ApiStack } from '../api/test-support/api-stack';
 import { TEST_JWT_SECRET } from '../test/machine-stack';
+import { exited } from '../test/kit/processes';
 
 // The two Edge Functions run in real Deno (the npm package `deno` ships the binary) against the real
 // API. Deno resolves their `npm:` imports from this project's node_modules (--node-modules-dir=manual):
@@ -81,10 +82,9 @@ async function startFunction(bin: string, name: string, env: Record<string, stri
 }
 
 async function stopFunction(f: EdgeFunction | undefined) {
-  if (!f || f.proc.exitCode !== null) return;
-  const exited = new Promise((r) => f.proc.once('exit', r));
+  if (!f) return;
   f.proc.kill('SIGTERM');
-  await exited;
+  await exited(f.proc);
 }
 
 /** What `supabase.functions.invoke(name, { body })` sends: a POST with the user's token. */

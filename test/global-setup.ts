@@ -1,7 +1,7 @@
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { machineSearchAttributes } from '../common/search-attributes';
 import { readToolPaths } from '../common/tools';
-import { startPostgresCluster, type PostgresCluster } from '../common/postgres-cluster';
+import { startPostgresCluster, type PostgresCluster } from './kit/postgres-cluster';
 import { createTemplate } from './pg';
 
 /**

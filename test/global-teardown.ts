@@ -1,5 +1,5 @@
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import type { PostgresCluster } from '../common/postgres-cluster';
+import type { PostgresCluster } from './kit/postgres-cluster';
 
 export default async function globalTeardown() {
   const g = globalThis as { __ceTemporal?: TestWorkflowEnvironment; __cePostgres?: PostgresCluster };

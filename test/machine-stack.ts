@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { NativeConnection } from '@temporalio/worker';
 import { createActivities } from '../activities';
-import { createFlyClient, type FlyClient } from '../activities/fly/client';
+import { createFlyClient, type FlyClient } from '../fly/client';
 import { createFlyLocal, type FlyLocal } from '../dev/fly-local/fly-local';
 import { createTestDatabase, type TestDatabase } from './pg';
 

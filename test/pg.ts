@@ -3,6 +3,7 @@ import pg from 'pg';
 import { migrate } from '../store/migrate';
 import { createPostgresStore, type PostgresStore } from '../store/postgres';
 import type { SubscriptionTier } from '../store/types';
+import { sleep } from './kit/wait';
 
 export const TEMPLATE_DB = 'ce_template';
 
@@ -36,7 +37,7 @@ export async function createTestDatabase(): Promise<TestDatabase> {
       } catch (err) {
         // Two workers cloning the template at once: Postgres says it is "being accessed"; try again.
         if (attempt > 20 || !/being accessed/.test((err as Error).message)) throw err;
-        await new Promise((r) => setTimeout(r, 100 + Math.random() * 200));
+        await sleep(100 + Math.random() * 200);
       }
     }
   } finally {

@@ -1,13 +1,13 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { resolve } from 'node:path';
-import { freePort } from '../common/postgres-cluster';
+import { exited, freePort } from './kit/processes';
 
 /** Starts the embedded PGlite server as a separate process, exactly as local mode does. */
 export async function startPgliteProcess(opts: { dataDir?: string } = {}) {
   const port = await freePort();
   const child: ChildProcess = spawn(
     process.execPath,
-    ['--import', 'tsx', resolve(__dirname, '../store/pglite-server.ts')],
+    ['--import', 'tsx', resolve(__dirname, '../dev/stack/pglite-server.ts')],
     {
       env: { ...process.env, PGLITE_PORT: String(port), PGLITE_DATA_DIR: opts.dataDir ?? '' },
       stdio: ['ignore', 'ignore', 'pipe'],
@@ -24,11 +24,9 @@ export async function startPgliteProcess(opts: { dataDir?: string } = {}) {
   });
   return {
     url,
-    stop: () =>
-      new Promise<void>((ok) => {
-        if (child.exitCode !== null) return ok();
-        child.once('exit', () => ok());
-        child.kill('SIGTERM');
-      }),
+    async stop() {
+      child.kill('SIGTERM');
+      await exited(child);
+    },
   };
 }

@@ -63,14 +63,3 @@ export const uniqueId = (prefix: string) => `${prefix}-${randomUUID().slice(0, 8
 
 /** Keeps `bundleWorkflowCode` quiet in test output. */
 export const quietBundlerLogger = { info() {}, warn() {}, error() {}, debug() {}, trace() {}, log() {} };
-
-/** Polls `probe` until it returns a value (not undefined); fails naming `what` after `timeoutMs`. */
-export async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}

@@ -27,7 +27,7 @@ export const workerEnvShape = {
    * cut the dev server's CPU by ~30% and the storm's time by ~1.6× (bench/README.md, storm).
    */
   WORKER_STICKY_QUEUE_TIMEOUT: durationSchema.default('10 seconds'),
-  /** A prebuilt workflow bundle (npm run build:bundle); default: bundle at start-up. */
+  /** A prebuilt workflow bundle (`npm run build` writes dist/workflow-bundle.js); default: bundle at start-up. */
   WORKFLOW_BUNDLE_PATH: z.string().min(1).optional(),
   /** reconcileFleet's Schedule (created or updated at worker start): on/off, interval, and the age below which nothing is touched. */
   RECONCILE_ENABLED: z

@@ -1,7 +1,7 @@
+import type { Client } from '@temporalio/client';
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
-import { readFileSync } from 'node:fs';
 import { createActivities } from '../activities';
-import { createFlyClient } from '../activities/fly/client';
+import { createFlyClient } from '../fly/client';
 import { openServiceStore } from '../store';
 import type { ServiceStore } from '../store/types';
 import { TASK_QUEUE } from '../workflows/contract';
@@ -9,43 +9,28 @@ import { runtimeEnvFor, type WorkerConfig } from './config';
 
 export const workflowsPath = require.resolve('../workflows');
 
-/** Connection options for Temporal: plain for local, API key or mTLS for Temporal Cloud / a secured cluster. */
-export function temporalConnectionOptions(
-  config: Pick<
-    WorkerConfig,
-    'TEMPORAL_ADDRESS' | 'TEMPORAL_API_KEY' | 'TEMPORAL_TLS_CERT_PATH' | 'TEMPORAL_TLS_KEY_PATH'
-  >,
-) {
-  const mtls =
-    config.TEMPORAL_TLS_CERT_PATH && config.TEMPORAL_TLS_KEY_PATH
-      ? {
-          clientCertPair: {
-            crt: readFileSync(config.TEMPORAL_TLS_CERT_PATH),
-            key: readFileSync(config.TEMPORAL_TLS_KEY_PATH),
-          },
-        }
-      : undefined;
-  return {
-    address: config.TEMPORAL_ADDRESS,
-    ...(config.TEMPORAL_API_KEY ? { apiKey: config.TEMPORAL_API_KEY, tls: true as const } : {}),
-    ...(mtls ? { tls: mtls } : {}),
-  };
-}
-
 /** Wires the real dependencies (Fly client, store) into the activities: the only place that does. */
 export function activitiesFromConfig(
   config: WorkerConfig,
-  store: ServiceStore = openServiceStore({
-    databaseUrl: config.DATABASE_URL,
-    supabaseUrl: config.SUPABASE_URL,
-    supabaseServiceKey: config.SUPABASE_SERVICE_KEY,
-  }),
+  opts: {
+    /** reconcileFleet's activities list and signal machine workflows with it. */
+    client: Client;
+    store?: ServiceStore;
+  },
 ) {
+  const store =
+    opts.store ??
+    openServiceStore({
+      databaseUrl: config.DATABASE_URL,
+      supabaseUrl: config.SUPABASE_URL,
+      supabaseServiceKey: config.SUPABASE_SERVICE_KEY,
+    });
   return {
     store,
     activities: createActivities({
       fly: createFlyClient({ apiUrl: config.FLY_API_URL, token: config.FLY_API_TOKEN, app: config.FLY_APP }),
       store,
+      temporal: { client: opts.client, taskQueue: config.TEMPORAL_TASK_QUEUE },
       image: config.FLY_MACHINE_IMAGE,
       jwtSecret: config.SUPABASE_JWT_SECRET,
       runtimeEnv: runtimeEnvFor(config),

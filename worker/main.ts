@@ -1,14 +1,10 @@
 import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime, makeTelemetryFilterString } from '@temporalio/worker';
-import { createFlyClient } from '../activities/fly/client';
-import {
-  createReconcileActivities,
-  durationSeconds,
-  ensureReconcileSchedule,
-} from '../activities/reconcile-activities';
 import { ConfigError } from '../common/config';
 import { loadWorkerConfig } from './config';
-import { activitiesFromConfig, createMachineWorker, temporalConnectionOptions } from './create-worker';
+import { temporalConnectionOptions } from '../common/temporal-connection';
+import { activitiesFromConfig, createMachineWorker } from './create-worker';
+import { durationSeconds, ensureReconcileSchedule } from './reconcile-schedule';
 
 /** `npm run worker`: the Temporal worker process for the `machines` task queue. */
 async function main() {
@@ -19,20 +15,15 @@ async function main() {
     telemetryOptions: { logging: { filter: makeTelemetryFilterString({ core: 'WARN' }) } },
   });
   const connection = await NativeConnection.connect(temporalConnectionOptions(config));
-  const { store, activities } = activitiesFromConfig(config);
   // reconcileFleet's activities list workflows and signal them: they need a Temporal client.
   const clientConnection = await Connection.connect(temporalConnectionOptions(config));
   const client = new Client({ connection: clientConnection, namespace: config.TEMPORAL_NAMESPACE });
-  const reconcile = createReconcileActivities({
-    fly: createFlyClient({ apiUrl: config.FLY_API_URL, token: config.FLY_API_TOKEN, app: config.FLY_APP }),
-    store,
-    temporal: { client, taskQueue: config.TEMPORAL_TASK_QUEUE },
-  });
+  const { store, activities } = activitiesFromConfig(config, { client });
   const worker = await createMachineWorker({
     connection,
     namespace: config.TEMPORAL_NAMESPACE,
     taskQueue: config.TEMPORAL_TASK_QUEUE,
-    activities: { ...activities, ...reconcile },
+    activities,
     maxCachedWorkflows: config.WORKER_MAX_CACHED_WORKFLOWS,
     maxConcurrentActivityTaskExecutions: config.WORKER_MAX_CONCURRENT_ACTIVITIES,
     stickyQueueScheduleToStartTimeout: config.WORKER_STICKY_QUEUE_TIMEOUT,

@@ -1,11 +1,9 @@
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import type { Entitlement } from '../common/entitlement';
-import type { LifecycleSettings, MachineLifecycleRequest, PaymentEvent, StopRequest, TierChanged } from './schemas';
-
-export type { LifecycleSettings, PaymentEvent, StopRequest, TierChanged };
+import { machineStates, type MachineState } from '../common/machine-states';
 
 /**
- * The machine workflow's contract (DESIGN §3): task queue, ids, input, status and messages. Imported
+ * The machine workflow's contract (docs/technical-description.md §3): task queue, ids, input, status and messages. Imported
  * by the workflow, the worker and the API alike, so a rename cannot drift between them.
  */
 export const TASK_QUEUE = 'machines';
@@ -14,8 +12,7 @@ export const machineWorkflowId = (userId: string) => `machine-${userId}`;
 /** Deterministic per user: with the metadata tags it makes create idempotent. */
 export const flyMachineName = (userId: string) => `ce-${userId}`;
 
-export const machineStates = ['provisioning', 'starting', 'running', 'stopping', 'stopped', 'error'] as const;
-export type MachineState = (typeof machineStates)[number];
+export { machineStates, type MachineState };
 export const cpuPriorities = ['low', 'normal', 'high'] as const;
 export type CpuPriority = (typeof cpuPriorities)[number];
 
@@ -30,6 +27,41 @@ export function durationMs(duration: string): number | undefined {
   const factor =
     unit.startsWith('ms') || unit.startsWith('milli') ? 1 : { s: 1e3, m: 6e4, h: 36e5, d: 864e5 }[unit[0]!]!;
   return Number(m[1]) * factor;
+}
+
+/**
+ * The workflow's input and messages as plain types. ./schemas.ts validates them with zod where input
+ * enters and checks, at compile time, that each schema produces exactly these types.
+ */
+export interface LifecycleSettings {
+  renewalInterval: string;
+  paymentGracePeriod: string;
+  startDeadlineSeconds: number;
+  healthDeadlineSeconds: number;
+  activityHeartbeatSeconds: number;
+  maxRestarts: number;
+  continueAsNewEvery: number;
+  fallbackRegions: string[];
+}
+/** What a caller sends to start a machine (defaults filled in by the schema). */
+export interface MachineLifecycleRequest {
+  userId: string;
+  region?: string;
+  cpuPriority?: CpuPriority;
+  settings?: Partial<LifecycleSettings>;
+}
+export interface StopRequest {
+  reason: string;
+  requestedBy: string;
+}
+export interface TierChanged {
+  eventId: string;
+  tier: string;
+  occurredAt: string;
+}
+export interface PaymentEvent {
+  eventId: string;
+  occurredAt: string;
 }
 
 /**

@@ -1,5 +1,5 @@
 import { ApplicationFailure, isCancellation, log, uuid4 } from '@temporalio/workflow';
-import type { HealthReport } from '../activities';
+import type { HealthReport } from '../activities/health-activities';
 import { activityRunner } from './lifecycle-activities';
 import { billingVerdict, provisionVerdict, repairFor, type Inbox, type StopDecision } from './lifecycle-rules';
 import { createPublisher } from './lifecycle-status';

@@ -1,9 +1,10 @@
 import type { WorkflowHandle } from '@temporalio/client';
-import type { temporal } from '@temporalio/proto';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { bundleWorkflowCode, type Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { createMachineWorker, workflowsPath } from '../worker/create-worker';
 import { createMachineStack, liveMachinesOf, type MachineStack } from '../test/machine-stack';
+import { historyChain } from '../test/kit/histories';
+import { untilStatus } from '../test/kit/workflow-status';
 import { createTimeSkippingEnv, quietBundlerLogger, uniqueId } from '../test/temporal';
 import { machineLifecycle } from './machine-lifecycle';
 import {
@@ -78,12 +79,8 @@ describe('machineLifecycle over simulated days (time-skipping server)', () => {
       args: [{ userId, region: 'ams', cpuPriority: 'low', settings: s }],
     });
     // Real activities take real time: poll without letting the server skip ahead.
-    for (let i = 0; i < 300; i++) {
-      const st = await handle.query(statusQuery);
-      if (st.state === 'running') return handle;
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    throw new Error('never reached running');
+    await untilStatus(handle, 'running', (st) => st.state === 'running', 30_000);
+    return handle;
   }
 
   test('payment failed: still running inside the grace period (across continue-as-new), stopped with "payment_overdue" after it', async () => {
@@ -187,17 +184,8 @@ describe('machineLifecycle over simulated days (time-skipping server)', () => {
       expect(Date.parse(after.lastRenewedAt!) - Date.parse(first.lastRenewedAt!)).toBeGreaterThanOrEqual(362 * DAY);
 
       // Walk the chain of runs from the first: each one continued-as-new with a bounded history.
-      const lengths: number[] = [];
-      let runId: string | undefined | null = handle.firstExecutionRunId;
-      while (runId) {
-        const history: temporal.api.history.v1.IHistory = await env.client.workflow
-          .getHandle(handle.workflowId, runId)
-          .fetchHistory();
-        const events = history.events ?? [];
-        lengths.push(events.length);
-        const last: temporal.api.history.v1.IHistoryEvent | undefined = events[events.length - 1];
-        runId = last?.workflowExecutionContinuedAsNewEventAttributes?.newExecutionRunId;
-      }
+      const chain = await historyChain(env.client, handle.workflowId, handle.firstExecutionRunId);
+      const lengths = chain.map((h) => h.events?.length ?? 0);
       expect(lengths.length).toBeGreaterThanOrEqual(12);
       expect(Math.max(...lengths)).toBeLessThan(2000);
       // A replayed event id from the first run is still known after a dozen continue-as-news.

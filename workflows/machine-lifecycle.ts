@@ -40,7 +40,7 @@ import {
 } from './contract';
 
 /**
- * One user's machine, from provisioning to its final stop (DESIGN §3; the state diagram and reason
+ * One user's machine, from provisioning to its final stop (technical description §3; the state diagram and reason
  * codes are in workflows/README.md):
  *
  *   provision (entitlement check → Fly machine → started → healthy) → running

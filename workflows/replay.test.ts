@@ -1,6 +1,6 @@
 import { Worker } from '@temporalio/worker';
 import { workflowsPath } from '../worker/create-worker';
-import { committedHistories } from '../test/histories';
+import { committedHistories } from '../test/kit/histories';
 
 /**
  * Histories of real runs (recorded by `npm run histories:record`) must replay on today's workflow

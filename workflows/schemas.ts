@@ -1,5 +1,14 @@
 import { z } from 'zod';
-import { cpuPriorities, DURATION_PATTERN, LIFECYCLE_DEFAULTS as d } from './contract';
+import {
+  cpuPriorities,
+  DURATION_PATTERN,
+  LIFECYCLE_DEFAULTS as d,
+  type LifecycleSettings,
+  type MachineLifecycleRequest,
+  type PaymentEvent,
+  type StopRequest,
+  type TierChanged,
+} from './contract';
 
 /**
  * zod schemas of the workflow's input and messages, for the places input enters (API, webhooks, worker
@@ -35,40 +44,33 @@ export const lifecycleSettingsSchema = z.object({
   /** Regions to try, in order, when the first has no capacity. */
   fallbackRegions: z.array(regionSchema).default(d.fallbackRegions),
 }) satisfies z.ZodType<LifecycleSettings>;
-/** Written out (not inferred) so that ./contract.ts can type its defaults without a cycle; the schema must satisfy it. */
-export interface LifecycleSettings {
-  renewalInterval: string;
-  paymentGracePeriod: string;
-  startDeadlineSeconds: number;
-  healthDeadlineSeconds: number;
-  activityHeartbeatSeconds: number;
-  maxRestarts: number;
-  continueAsNewEvery: number;
-  fallbackRegions: string[];
-}
-
 export const machineLifecycleInputSchema = z.object({
   userId: z.uuid(),
   region: regionSchema.default('ams'),
   cpuPriority: z.enum(cpuPriorities).default('normal'),
   settings: lifecycleSettingsSchema.partial().optional(),
 });
-export type MachineLifecycleRequest = z.input<typeof machineLifecycleInputSchema>;
 
 export const stopRequestSchema = z.object({
   reason: z.string().min(1).max(200).default('user_requested'),
   requestedBy: z.string().min(1).max(200).default('user'),
 });
-export type StopRequest = z.infer<typeof stopRequestSchema>;
 
 export const tierChangedSchema = z.object({
   eventId: z.string().min(1),
   tier: z.string().min(1),
   occurredAt: z.iso.datetime({ offset: true }),
 });
-export type TierChanged = z.infer<typeof tierChangedSchema>;
 export const paymentEventSchema = z.object({
   eventId: z.string().min(1),
   occurredAt: z.iso.datetime({ offset: true }),
 });
-export type PaymentEvent = z.infer<typeof paymentEventSchema>;
+
+/** Compile-time proof that each schema produces (and, for input, accepts) exactly the contract's plain types. */
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+const exact = <T extends true>(): T | undefined => undefined;
+exact<Same<z.output<typeof lifecycleSettingsSchema>, LifecycleSettings>>();
+exact<Same<z.input<typeof machineLifecycleInputSchema>, MachineLifecycleRequest>>();
+exact<Same<z.output<typeof stopRequestSchema>, StopRequest>>();
+exact<Same<z.output<typeof tierChangedSchema>, TierChanged>>();
+exact<Same<z.output<typeof paymentEventSchema>, PaymentEvent>>();

@@ -1,7 +1,6 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { resolve } from 'node:path';
+import type { ChildProcess } from 'node:child_process';
 import { machineLifecycle } from './machine-lifecycle';
-import { machineWorkflowId, statusQuery, stopUpdate } from './contract';
+import { machineWorkflowId, stopUpdate } from './contract';
 import {
   createMachineStack,
   liveMachinesOf,
@@ -10,15 +9,17 @@ import {
   TEST_JWT_SECRET,
   type MachineStack,
 } from '../test/machine-stack';
-import { connectToTestServer, testAddress, uniqueId, until } from '../test/temporal';
+import { connectToTestServer, testAddress, uniqueId } from '../test/temporal';
+import { until } from '../test/kit/wait';
+import { untilStatus } from '../test/kit/workflow-status';
+import { killGroup, spawnWorker } from '../test/kit/processes';
 
 jest.setTimeout(180_000);
 
 /** The real worker process (`npm run worker`), pointed at this test's Temporal, fly-local and database. */
-function startWorkerProcess(stack: MachineStack, taskQueue: string): ChildProcess {
-  return spawn(process.execPath, ['--import', 'tsx', resolve(__dirname, '../worker/main.ts')], {
-    env: {
-      ...process.env,
+const startWorkerProcess = (stack: MachineStack, taskQueue: string): ChildProcess =>
+  spawnWorker(
+    {
       TEMPORAL_ADDRESS: testAddress(),
       TEMPORAL_TASK_QUEUE: taskQueue,
       FLY_API_URL: stack.flyLocal.url,
@@ -30,16 +31,8 @@ function startWorkerProcess(stack: MachineStack, taskQueue: string): ChildProces
       SUPABASE_JWT_SECRET: TEST_JWT_SECRET,
       LOG_LEVEL: 'WARN',
     },
-    stdio: ['ignore', 'ignore', 'inherit'],
-    detached: true,
-  });
-}
-
-const killHard = (child: ChildProcess) =>
-  new Promise<void>((done) => {
-    child.once('exit', () => done());
-    process.kill(-child.pid!, 'SIGKILL');
-  });
+    ['ignore', 'ignore', 'inherit'],
+  );
 
 describe('the worker process killed (SIGKILL) mid-provisioning', () => {
   let server: Awaited<ReturnType<typeof connectToTestServer>>;
@@ -51,7 +44,7 @@ describe('the worker process killed (SIGKILL) mid-provisioning', () => {
     stack = await createMachineStack();
   });
   afterAll(async () => {
-    for (const w of workers) if (w.exitCode === null && w.signalCode === null) await killHard(w);
+    for (const w of workers) await killGroup(w, 'SIGKILL');
     await stack?.close();
     await server?.close();
   });
@@ -78,19 +71,12 @@ describe('the worker process killed (SIGKILL) mid-provisioning', () => {
     await until('the machine to be created', async () =>
       (await stack.db.store.getMachine(userId))?.status === 'starting' ? true : undefined,
     );
-    await killHard(first);
+    await killGroup(first, 'SIGKILL');
     expect(await liveMachinesOf(stack.fly, userId)).toHaveLength(1);
 
     const second = startWorkerProcess(stack, taskQueue);
     workers.push(second);
-    const status = await until(
-      'running after the restart',
-      async () => {
-        const s = await handle.query(statusQuery);
-        return s.state === 'running' ? s : undefined;
-      },
-      90_000,
-    );
+    const status = await untilStatus(handle, 'running after the restart', (s) => s.state === 'running', 90_000);
     const machines = await liveMachinesOf(stack.fly, userId);
     expect(machines.map((m) => m.id)).toEqual([status.machineId]);
     // The query shows the new state as the workflow records it; the row follows a moment later.

@@ -1,4 +1,3 @@
-import { existsSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import { bundleWorkflowCode, type Worker } from '@temporalio/worker';
@@ -6,9 +5,10 @@ import type { FastifyInstance } from 'fastify';
 import { createActivities } from '../../activities';
 import { createBinanceReplay, type BinanceReplay } from '../../dev/binance-replay/server';
 import { REPO_ROOT } from '../../dev/fly-local/processes';
-import { dataDir } from '../../machine-runtime/test-support/data';
 import { createMachineStack, TEST_JWT_SECRET, type MachineStack } from '../../test/machine-stack';
-import { connectToTestServer, uniqueId } from '../../test/temporal';
+import { haveRecordedData, recordedDataDir } from '../../test/kit/data';
+import { untilValue } from '../../test/kit/wait';
+import { connectToTestServer, quietBundlerLogger, uniqueId } from '../../test/temporal';
 import type { SubscriptionTier } from '../../store/types';
 import { createMachineWorker, workflowsPath } from '../../worker/create-worker';
 import { machineWorkflowId, type MachineStatus } from '../../workflows/contract';
@@ -19,8 +19,6 @@ import { loadApiConfig, type ApiConfig } from '../config';
 export const TEST_WEBHOOK_SECRET = 'whsec-test-secret-0123456789';
 /** An image name fly-local maps to the REAL machine runtime (machine-runtime/main.ts). */
 export const REAL_RUNTIME_IMAGE = 'registry.fly.io/cloud-execution-runtime:api-test';
-
-const quiet = { info() {}, warn() {}, error() {}, debug() {}, trace() {}, log() {} };
 
 export interface ApiStackOptions {
   /** Machines run the real runtime (with /ws), fed by binance-replay when recorded data exists. */
@@ -44,9 +42,9 @@ export async function createApiStack(opts: ApiStackOptions = {}) {
   const runtimeEnv: Record<string, string> = {};
   let activities = stack.activities;
   if (opts.realRuntime) {
-    if (existsSync(dataDir))
+    if (haveRecordedData)
       replay = await createBinanceReplay({
-        dataDir,
+        dataDir: recordedDataDir,
         speed: 60, // one 1m candle closes every second
         startTime: Date.parse('2024-10-03T00:00:00Z'), // two days into the recording: REST has warm-up history
         symbols: ['BTCUSDT'],
@@ -76,7 +74,7 @@ export async function createApiStack(opts: ApiStackOptions = {}) {
     connection: server.nativeConnection,
     taskQueue,
     activities,
-    workflowBundle: await bundleWorkflowCode({ workflowsPath, logger: quiet }),
+    workflowBundle: await bundleWorkflowCode({ workflowsPath, logger: quietBundlerLogger }),
   });
   const running = worker.run();
 
@@ -162,16 +160,19 @@ export async function createApiStack(opts: ApiStackOptions = {}) {
 
     /** Polls GET /v1/machines/me until `predicate` holds. */
     async waitForStatus(token: string, predicate: (s: MachineStatus) => boolean, timeoutMs = 60_000) {
-      const deadline = Date.now() + timeoutMs;
-      let last: unknown;
-      while (Date.now() < deadline) {
-        const res = await api.call('GET', '/v1/machines/me', { token });
-        last = res.json;
-        if (res.status === 200 && predicate(res.json as unknown as MachineStatus))
-          return res.json as unknown as MachineStatus & { source: string; workflowId: string };
-        await new Promise((r) => setTimeout(r, 150));
-      }
-      throw new Error(`status never matched; last ${JSON.stringify(last)}`);
+      const { json } = await untilValue(
+        'GET /v1/machines/me to match',
+        async () => {
+          const res = await api.call('GET', '/v1/machines/me', { token });
+          return {
+            status: res.status,
+            json: res.json as unknown as MachineStatus & { source: string; workflowId: string },
+          };
+        },
+        (res) => res.status === 200 && predicate(res.json),
+        { timeoutMs, everyMs: 150 },
+      );
+      return json;
     },
 
     /** A new elite user whose machine is running (provisioned through the API). */

@@ -1,7 +1,8 @@
-// A machine command for the stream gateway's bounds (api/stream.test.ts), run by fly-local like any
-// image: /health answers ok so the workflow runs it; on /ws it says hello and then reads nothing (its
-// socket paused): the "machine slow to read" of the security review's flood. `POST /firehose` makes
-// it send its newest stream 60 KB frames as fast as the gateway takes them (toward a slow browser).
+// A machine command for the stream gateway's bounds (api/stream.test.ts, bench/stream-flood.ts), run
+// by fly-local like any image: /health answers ok so the workflow runs it; on /ws it says hello and
+// then reads nothing (its socket paused): the "machine slow to read" of the security review's flood.
+// `POST /firehose` makes it send its newest stream 60 KB frames as fast as the gateway takes them
+// (toward a slow browser).
 import { createServer } from 'node:http';
 import { WebSocketServer } from 'ws';
 

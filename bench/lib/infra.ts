@@ -3,7 +3,7 @@ import os, { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
-import { startPostgresCluster, type PostgresCluster } from '../../common/postgres-cluster';
+import { startPostgresCluster, type PostgresCluster } from '../../test/kit/postgres-cluster';
 import { machineSearchAttributes } from '../../common/search-attributes';
 import { readToolPaths } from '../../common/tools';
 import { createTemplate } from '../../test/pg';
@@ -19,8 +19,6 @@ export function quietRuntime() {
     // Installed already (Jest runs several benchmarks in one process).
   }
 }
-
-export const quietBundler = { info() {}, warn() {}, error() {}, debug() {}, trace() {}, log() {} };
 
 /**
  * The same real pieces the test harness uses (test/global-setup.ts), for a benchmark run outside Jest:

@@ -1,4 +1,6 @@
-import type { Activities, HealthReport, MachineSummary } from '../../activities';
+import type { Activities } from '../../activities';
+import type { HealthReport } from '../../activities/health-activities';
+import type { MachineSummary } from '../../activities/machine-activities';
 import type { BillingFacts } from '../../common/entitlement';
 
 /**

@@ -1,5 +1,7 @@
 import { type BinanceReplay, createBinanceReplay, type ReplayOptions } from './server';
-import { Client, DATA_DIR, haveData, sleep, T0 } from './test-helpers';
+import { Client, DATA_DIR, T0 } from './test-helpers';
+import { sleep } from '../../test/kit/wait';
+import { testWithData } from '../../test/kit/data';
 
 /** Fault injection: what a consumer must survive. */
 
@@ -22,8 +24,7 @@ async function start(extra: Partial<ReplayOptions>, streams = STREAM): Promise<C
   return c;
 }
 
-test('dropEvery cuts the connection abruptly after N messages, each time', async () => {
-  if (!haveData('fault dropEvery')) return;
+testWithData('dropEvery cuts the connection abruptly after N messages, each time', async () => {
   const c = await start({ faults: { dropEvery: 5 } });
   const closed = await c.untilClosed();
   expect(closed.code).toBe(1006);
@@ -35,8 +36,7 @@ test('dropEvery cuts the connection abruptly after N messages, each time', async
   expect(again.frames.length).toBeLessThanOrEqual(5);
 });
 
-test('malformedEvery sends a broken frame every N messages, the real events still all arrive', async () => {
-  if (!haveData('fault malformedEvery')) return;
+testWithData('malformedEvery sends a broken frame every N messages, the real events still all arrive', async () => {
   const c = await start({ faults: { malformedEvery: 3 } });
   await c.until(() => c.frames.length >= 40);
   const broken = c.frames.slice(0, 40).filter((f) => {
@@ -54,8 +54,7 @@ test('malformedEvery sends a broken frame every N messages, the real events stil
   closes.slice(1).forEach((m, i) => expect(m.data.k.t - (closes[i]?.data.k.t ?? 0)).toBe(5 * 60_000));
 });
 
-test('serverShutdown is announced like Binance, then the connection closes', async () => {
-  if (!haveData('fault serverShutdown')) return;
+testWithData('serverShutdown is announced like Binance, then the connection closes', async () => {
   const c = await start({ speed: 60, faults: { serverShutdownAfterMs: 200 } });
   const closed = await c.untilClosed();
   expect(closed.code).toBe(1001);
@@ -66,8 +65,7 @@ test('serverShutdown is announced like Binance, then the connection closes', asy
   expect(Object.keys(last.data)).toEqual(['e', 'E']);
 });
 
-test('stallEvery pauses sending for stallMs, then resumes without losing events', async () => {
-  if (!haveData('fault stall')) return;
+testWithData('stallEvery pauses sending for stallMs, then resumes without losing events', async () => {
   const c = await start({ faults: { stallEvery: 10, stallMs: 400 } });
   await c.until(() => c.frames.length >= 15);
   const gap = (c.times[10] ?? 0) - (c.times[9] ?? 0);
@@ -76,8 +74,7 @@ test('stallEvery pauses sending for stallMs, then resumes without losing events'
   expect(times).toEqual([...times].sort((a, b) => a - b));
 });
 
-test('setFaults({ stallMs }) stalls current connections once; dropAll cuts every connection', async () => {
-  if (!haveData('setFaults stall and dropAll')) return;
+testWithData('setFaults({ stallMs }) stalls current connections once; dropAll cuts every connection', async () => {
   const c = await start({ speed: 60 * 3000 });
   await c.until(() => c.frames.length >= 5);
   replay?.setFaults({ stallMs: 500 });

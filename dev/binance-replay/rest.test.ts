@@ -1,5 +1,6 @@
 import { type BinanceReplay, createBinanceReplay } from './server';
-import { DATA_DIR, haveData, readCsv, T0 } from './test-helpers';
+import { DATA_DIR, readCsv, T0 } from './test-helpers';
+import { testWithData } from '../../test/kit/data';
 
 /** `/api/v3/klines` and friends. Fast mode with no subscribers holds the clock still, so answers are exact. */
 
@@ -19,44 +20,45 @@ async function get(path: string): Promise<{ status: number; body: unknown; heade
 // 2024-10-02 00:02:30 UTC: the 00:00 5m candle is open, two and a half minutes in.
 const CLOCK = Date.parse('2024-10-02T00:02:30Z');
 
-test('klines come in Binance row format, closed ones exact, the open one partial, nothing after the clock', async () => {
-  if (!haveData('REST klines format')) return;
-  replay = await createBinanceReplay({ dataDir: DATA_DIR, speed: 0, startTime: CLOCK });
-  const { status, body, headers } = await get('/api/v3/klines?symbol=BTCUSDT&interval=5m&limit=4');
-  expect(status).toBe(200);
-  expect(headers.get('x-mbx-used-weight-1m')).toBe('2');
-  const rows = body as unknown[][];
-  expect(rows).toHaveLength(4);
-  const csv = readCsv('BTCUSDT', '5m');
-  const open = rows[3] as unknown[];
-  expect(open[0]).toBe(Date.parse('2024-10-02T00:00:00Z'));
-  expect(open[6]).toBe(Date.parse('2024-10-02T00:05:00Z') - 1);
-  const rec = csv.get(open[0] as number);
-  expect(Number(open[1])).toBe(rec?.open);
-  expect(Number(open[5])).toBeLessThan(rec?.volume ?? 0);
-  expect(Number(open[2])).toBeLessThanOrEqual(rec?.high ?? 0);
-  for (const row of rows.slice(0, 3)) {
-    expect(row).toHaveLength(12);
-    expect(typeof row[1]).toBe('string');
-    expect(typeof row[8]).toBe('number');
-    expect(row[11]).toBe('0');
-    const r = csv.get(row[0] as number);
-    expect([row[1], row[2], row[3], row[4], row[5]].map(Number)).toEqual([
-      r?.open,
-      r?.high,
-      r?.low,
-      r?.close,
-      r?.volume,
-    ]);
-  }
-  // Time moves only when the replay does: the same question gets the same answer.
-  const time = (await get('/api/v3/time')).body as { serverTime: number };
-  expect(time.serverTime).toBe(CLOCK);
-  expect((await get('/api/v3/ping')).body).toEqual({});
-});
+testWithData(
+  'klines come in Binance row format, closed ones exact, the open one partial, nothing after the clock',
+  async () => {
+    replay = await createBinanceReplay({ dataDir: DATA_DIR, speed: 0, startTime: CLOCK });
+    const { status, body, headers } = await get('/api/v3/klines?symbol=BTCUSDT&interval=5m&limit=4');
+    expect(status).toBe(200);
+    expect(headers.get('x-mbx-used-weight-1m')).toBe('2');
+    const rows = body as unknown[][];
+    expect(rows).toHaveLength(4);
+    const csv = readCsv('BTCUSDT', '5m');
+    const open = rows[3] as unknown[];
+    expect(open[0]).toBe(Date.parse('2024-10-02T00:00:00Z'));
+    expect(open[6]).toBe(Date.parse('2024-10-02T00:05:00Z') - 1);
+    const rec = csv.get(open[0] as number);
+    expect(Number(open[1])).toBe(rec?.open);
+    expect(Number(open[5])).toBeLessThan(rec?.volume ?? 0);
+    expect(Number(open[2])).toBeLessThanOrEqual(rec?.high ?? 0);
+    for (const row of rows.slice(0, 3)) {
+      expect(row).toHaveLength(12);
+      expect(typeof row[1]).toBe('string');
+      expect(typeof row[8]).toBe('number');
+      expect(row[11]).toBe('0');
+      const r = csv.get(row[0] as number);
+      expect([row[1], row[2], row[3], row[4], row[5]].map(Number)).toEqual([
+        r?.open,
+        r?.high,
+        r?.low,
+        r?.close,
+        r?.volume,
+      ]);
+    }
+    // Time moves only when the replay does: the same question gets the same answer.
+    const time = (await get('/api/v3/time')).body as { serverTime: number };
+    expect(time.serverTime).toBe(CLOCK);
+    expect((await get('/api/v3/ping')).body).toEqual({});
+  },
+);
 
-test('limit defaults to 500 and is capped at 1000; startTime/endTime filter by open time', async () => {
-  if (!haveData('REST klines limits and filters')) return;
+testWithData('limit defaults to 500 and is capped at 1000; startTime/endTime filter by open time', async () => {
   replay = await createBinanceReplay({ dataDir: DATA_DIR, speed: 0, startTime: Date.parse('2024-10-10T00:00:00Z') });
   expect(((await get('/api/v3/klines?symbol=BTCUSDT&interval=5m')).body as unknown[]).length).toBe(500);
   expect(((await get('/api/v3/klines?symbol=BTCUSDT&interval=5m&limit=5000')).body as unknown[]).length).toBe(1000);
@@ -77,8 +79,7 @@ test('limit defaults to 500 and is capped at 1000; startTime/endTime filter by o
   expect(future.at(-1)?.[0]).toBe(Date.parse('2024-10-10T00:00:00Z'));
 });
 
-test('intervals not recorded are aggregated from finer data', async () => {
-  if (!haveData('REST aggregated klines')) return;
+testWithData('intervals not recorded are aggregated from finer data', async () => {
   replay = await createBinanceReplay({ dataDir: DATA_DIR, speed: 0, startTime: CLOCK, symbols: ['ETHUSDT'] });
   const rows = (await get(`/api/v3/klines?symbol=ETHUSDT&interval=15m&startTime=${T0}&limit=2`)).body as unknown[][];
   const csv = readCsv('ETHUSDT', '5m');
@@ -94,8 +95,7 @@ test('intervals not recorded are aggregated from finer data', async () => {
   );
 });
 
-test('errors look like Binance', async () => {
-  if (!haveData('REST errors')) return;
+testWithData('errors look like Binance', async () => {
   replay = await createBinanceReplay({ dataDir: DATA_DIR, speed: 0, startTime: CLOCK });
   const cases: [string, number, number][] = [
     ['symbol=DOGEUSDT&interval=5m', 400, -1121],
@@ -117,8 +117,7 @@ test('errors look like Binance', async () => {
   });
 });
 
-test('the admin route sets and validates faults', async () => {
-  if (!haveData('admin faults route')) return;
+testWithData('the admin route sets and validates faults', async () => {
   replay = await createBinanceReplay({ dataDir: DATA_DIR, speed: 0, startTime: CLOCK });
   const put = (body: unknown) =>
     fetch(`${replay?.restUrl}/admin/faults`, { method: 'PUT', body: JSON.stringify(body) }).then(async (r) => ({

@@ -1,5 +1,7 @@
 import { type BinanceReplay, createBinanceReplay } from './server';
-import { Client, DATA_DIR, haveData, type KlineMsg, readCsv, sleep, T0 } from './test-helpers';
+import { Client, DATA_DIR, type KlineMsg, readCsv, T0 } from './test-helpers';
+import { sleep } from '../../test/kit/wait';
+import { testWithData } from '../../test/kit/data';
 
 /** The WebSocket side: kline events, the control protocol, Binance's limits, ping/pong. */
 
@@ -17,68 +19,69 @@ afterEach(async () => {
   replay = undefined;
 });
 
-test('a combined stream delivers updates then the exact recorded close, in time order, interleaved by time', async () => {
-  if (!haveData('combined stream klines')) return;
-  replay = await createBinanceReplay({ dataDir: DATA_DIR, speed: 0, startTime: T0, symbols: ['BTCUSDT', 'ETHUSDT'] });
-  const c = client(`${replay.wsUrl}/stream?streams=btcusdt@kline_5m/ethusdt@kline_5m`);
-  await c.until(() => c.klines().length >= 60, 10_000, '60 klines');
-  const msgs = c.klines().slice(0, 60);
+testWithData(
+  'a combined stream delivers updates then the exact recorded close, in time order, interleaved by time',
+  async () => {
+    replay = await createBinanceReplay({ dataDir: DATA_DIR, speed: 0, startTime: T0, symbols: ['BTCUSDT', 'ETHUSDT'] });
+    const c = client(`${replay.wsUrl}/stream?streams=btcusdt@kline_5m/ethusdt@kline_5m`);
+    await c.until(() => c.klines().length >= 60, 10_000, '60 klines');
+    const msgs = c.klines().slice(0, 60);
 
-  // One shared clock: event times never go back, across both streams.
-  const times = msgs.map((m) => m.data.E);
-  expect(times).toEqual([...times].sort((a, b) => a - b));
-  expect(new Set(msgs.map((m) => m.stream))).toEqual(new Set(['btcusdt@kline_5m', 'ethusdt@kline_5m']));
+    // One shared clock: event times never go back, across both streams.
+    const times = msgs.map((m) => m.data.E);
+    expect(times).toEqual([...times].sort((a, b) => a - b));
+    expect(new Set(msgs.map((m) => m.stream))).toEqual(new Set(['btcusdt@kline_5m', 'ethusdt@kline_5m']));
 
-  const csv = { BTCUSDT: readCsv('BTCUSDT', '5m'), ETHUSDT: readCsv('ETHUSDT', '5m') };
-  const bySymbol = new Map<string, KlineMsg[]>();
-  for (const m of msgs) bySymbol.set(m.data.s, [...(bySymbol.get(m.data.s) ?? []), m]);
-  for (const [symbol, list] of bySymbol) {
-    // Per candle: exactly 2 in-progress updates, then the close.
-    let pending = 0;
-    let closes = 0;
-    let lastT = -1;
-    for (const m of list) {
-      const k = m.data.k;
-      expect(m.stream).toBe(`${symbol.toLowerCase()}@kline_5m`);
-      expect(k.s).toBe(symbol);
-      expect(k.i).toBe('5m');
-      expect(k.T).toBe(k.t + 5 * 60_000 - 1);
-      expect(typeof k.o).toBe('string');
-      expect(k.t).toBeGreaterThanOrEqual(lastT);
-      lastT = k.t;
-      const row = csv[symbol as keyof typeof csv].get(k.t);
-      expect(row).toBeDefined();
-      if (!row) continue;
-      expect(Number(k.o)).toBe(row.open);
-      if (!k.x) {
-        pending++;
-        expect(m.data.E).toBeLessThanOrEqual(k.T);
-        expect(Number(k.h)).toBeLessThanOrEqual(row.high);
-        expect(Number(k.l)).toBeGreaterThanOrEqual(row.low);
-        expect(Number(k.v)).toBeLessThan(row.volume);
-        continue;
+    const csv = { BTCUSDT: readCsv('BTCUSDT', '5m'), ETHUSDT: readCsv('ETHUSDT', '5m') };
+    const bySymbol = new Map<string, KlineMsg[]>();
+    for (const m of msgs) bySymbol.set(m.data.s, [...(bySymbol.get(m.data.s) ?? []), m]);
+    for (const [symbol, list] of bySymbol) {
+      // Per candle: exactly 2 in-progress updates, then the close.
+      let pending = 0;
+      let closes = 0;
+      let lastT = -1;
+      for (const m of list) {
+        const k = m.data.k;
+        expect(m.stream).toBe(`${symbol.toLowerCase()}@kline_5m`);
+        expect(k.s).toBe(symbol);
+        expect(k.i).toBe('5m');
+        expect(k.T).toBe(k.t + 5 * 60_000 - 1);
+        expect(typeof k.o).toBe('string');
+        expect(k.t).toBeGreaterThanOrEqual(lastT);
+        lastT = k.t;
+        const row = csv[symbol as keyof typeof csv].get(k.t);
+        expect(row).toBeDefined();
+        if (!row) continue;
+        expect(Number(k.o)).toBe(row.open);
+        if (!k.x) {
+          pending++;
+          expect(m.data.E).toBeLessThanOrEqual(k.T);
+          expect(Number(k.h)).toBeLessThanOrEqual(row.high);
+          expect(Number(k.l)).toBeGreaterThanOrEqual(row.low);
+          expect(Number(k.v)).toBeLessThan(row.volume);
+          continue;
+        }
+        expect(pending).toBe(2);
+        pending = 0;
+        closes++;
+        expect(m.data.E).toBe(k.T + 1);
+        expect([Number(k.o), Number(k.h), Number(k.l), Number(k.c), Number(k.v)]).toEqual([
+          row.open,
+          row.high,
+          row.low,
+          row.close,
+          row.volume,
+        ]);
+        expect(k.L - k.f + 1).toBe(k.n);
       }
-      expect(pending).toBe(2);
-      pending = 0;
-      closes++;
-      expect(m.data.E).toBe(k.T + 1);
-      expect([Number(k.o), Number(k.h), Number(k.l), Number(k.c), Number(k.v)]).toEqual([
-        row.open,
-        row.high,
-        row.low,
-        row.close,
-        row.volume,
-      ]);
-      expect(k.L - k.f + 1).toBe(k.n);
+      expect(closes).toBeGreaterThanOrEqual(5);
     }
-    expect(closes).toBeGreaterThanOrEqual(5);
-  }
-  // The first candle served is the one open at the start: the replay has no history over WS.
-  expect(msgs[0]?.data.k.t).toBe(T0);
-});
+    // The first candle served is the one open at the start: the replay has no history over WS.
+    expect(msgs[0]?.data.k.t).toBe(T0);
+  },
+);
 
-test('a raw /ws/<stream> connection gets unwrapped payloads', async () => {
-  if (!haveData('raw stream')) return;
+testWithData('a raw /ws/<stream> connection gets unwrapped payloads', async () => {
   replay = await createBinanceReplay({ dataDir: DATA_DIR, speed: 0, startTime: T0, symbols: ['ETHUSDT'] });
   const c = client(`${replay.wsUrl}/ws/ethusdt@kline_5m`);
   await c.until(() => c.frames.length >= 3);
@@ -88,8 +91,7 @@ test('a raw /ws/<stream> connection gets unwrapped payloads', async () => {
   expect(first.k.i).toBe('5m');
 });
 
-test('SUBSCRIBE, LIST_SUBSCRIPTIONS and UNSUBSCRIBE work live', async () => {
-  if (!haveData('live subscribe')) return;
+testWithData('SUBSCRIBE, LIST_SUBSCRIPTIONS and UNSUBSCRIBE work live', async () => {
   replay = await createBinanceReplay({ dataDir: DATA_DIR, speed: 60 * 300, startTime: T0, symbols: ['BTCUSDT'] });
   const c = client(`${replay.wsUrl}/stream`);
   await c.opened();
@@ -110,8 +112,7 @@ test('SUBSCRIBE, LIST_SUBSCRIPTIONS and UNSUBSCRIBE work live', async () => {
   expect(after).toContain('btcusdt@kline_5m');
 });
 
-test('a client subscribing mid-replay gets events from the current clock on, not history', async () => {
-  if (!haveData('mid-replay subscribe')) return;
+testWithData('a client subscribing mid-replay gets events from the current clock on, not history', async () => {
   replay = await createBinanceReplay({ dataDir: DATA_DIR, speed: 60 * 300, startTime: T0, symbols: ['BTCUSDT'] });
   const a = client(`${replay.wsUrl}/stream?streams=btcusdt@kline_1m`);
   await a.until(() => a.klines().length >= 30);
@@ -124,8 +125,7 @@ test('a client subscribing mid-replay gets events from the current clock on, not
   expect(first.data.k.T).toBeGreaterThanOrEqual(clockAtJoin);
 });
 
-test('invalid stream names get an error frame like Binance; the connection stays usable', async () => {
-  if (!haveData('invalid stream')) return;
+testWithData('invalid stream names get an error frame like Binance; the connection stays usable', async () => {
   replay = await createBinanceReplay({ dataDir: DATA_DIR, speed: 60, startTime: T0, symbols: ['BTCUSDT'] });
   const c = client(`${replay.wsUrl}/stream`);
   await c.opened();
@@ -146,8 +146,7 @@ test('invalid stream names get an error frame like Binance; the connection stays
   expect(closed.code).toBe(1008);
 });
 
-test('more than 1024 streams on one connection are refused', async () => {
-  if (!haveData('stream limit')) return;
+testWithData('more than 1024 streams on one connection are refused', async () => {
   replay = await createBinanceReplay({ dataDir: DATA_DIR, speed: 60, startTime: T0, symbols: ['BTCUSDT'] });
   const c = client(`${replay.wsUrl}/stream`);
   await c.opened();
@@ -160,8 +159,7 @@ test('more than 1024 streams on one connection are refused', async () => {
   expect(c.json()[1]).toEqual({ result: null, id: 2 });
 });
 
-test('more than 5 incoming messages in a second disconnects', async () => {
-  if (!haveData('message rate limit')) return;
+testWithData('more than 5 incoming messages in a second disconnects', async () => {
   replay = await createBinanceReplay({ dataDir: DATA_DIR, speed: 60, startTime: T0, symbols: ['BTCUSDT'] });
   const c = client(`${replay.wsUrl}/stream`);
   await c.opened();
@@ -174,8 +172,7 @@ test('more than 5 incoming messages in a second disconnects', async () => {
   expect(c.frames).toHaveLength(5);
 });
 
-test('the server pings, answers pings, and drops a client that does not pong', async () => {
-  if (!haveData('ping/pong')) return;
+testWithData('the server pings, answers pings, and drops a client that does not pong', async () => {
   replay = await createBinanceReplay({
     dataDir: DATA_DIR,
     speed: 60,
@@ -200,8 +197,7 @@ test('the server pings, answers pings, and drops a client that does not pong', a
   expect(replay.stats().connections).toBe(1);
 });
 
-test('timeUnit=MICROSECOND switches times to microseconds', async () => {
-  if (!haveData('microsecond time unit')) return;
+testWithData('timeUnit=MICROSECOND switches times to microseconds', async () => {
   replay = await createBinanceReplay({ dataDir: DATA_DIR, speed: 0, startTime: T0, symbols: ['ETHUSDT'] });
   const c = client(`${replay.wsUrl}/stream?streams=ethusdt@kline_5m&timeUnit=MICROSECOND`);
   await c.until(() => c.klines().length >= 1);

@@ -1,20 +1,10 @@
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import WebSocket from 'ws';
-import { resolveDataDir } from './candles';
+import { recordedDataDir } from '../../test/kit/data';
 
-/** Shared by the replay's tests. The recorded data is third-party and may be absent (DESIGN §7). */
-export const DATA_DIR = resolveDataDir(process.env.BINANCE_DATA_DIR || '../shared/data/binance');
-
-/** False (with a plain warning naming the test) when the recorded data is absent: the caller returns early. */
-export function haveData(testName: string): boolean {
-  if (existsSync(DATA_DIR)) return true;
-  console.warn(
-    `SKIPPED "${testName}": the recorded Binance data is absent (${DATA_DIR}); ` +
-      'set BINANCE_DATA_DIR to a folder of recorded CSVs to run it.',
-  );
-  return false;
-}
+/** Shared by the replay's tests: the recorded data, read in place (test/kit/data.ts says where). */
+export const DATA_DIR = recordedDataDir;
 
 export interface CsvRow {
   open: number;
@@ -156,5 +146,4 @@ export class Client {
   }
 }
 
-export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 export const T0 = Date.parse('2024-10-01T03:00:00Z');

@@ -1,6 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync, readFileSync, readdirSync } from 'node:fs';
-import { createServer } from 'node:net';
 import path from 'node:path';
 import { z } from 'zod';
 
@@ -124,27 +123,5 @@ export function signalGroup(pid: number, signal: NodeJS.Signals): boolean {
   }
 }
 
-function listen(port: number): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(port, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() =>
-        typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port')),
-      );
-    });
-  });
-}
-
-/** A free loopback port, the preferred one when it is still free (a machine keeps its port across restarts). */
-export async function freePort(preferred?: number): Promise<number> {
-  if (preferred) {
-    try {
-      return await listen(preferred);
-    } catch {
-      // taken: fall through to a fresh one
-    }
-  }
-  return listen(0);
-}
+/** A timer that never keeps fly-local alive by itself. */
+export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms).unref());

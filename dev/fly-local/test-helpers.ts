@@ -59,14 +59,6 @@ export async function getEcho(
 /** Alive and not a zombie waiting to be reaped. */
 export const processAlive = isAlive;
 
-export async function eventually(check: () => boolean | Promise<boolean>, deadlineMs = 5000): Promise<void> {
-  const end = Date.now() + deadlineMs;
-  while (!(await check())) {
-    if (Date.now() > end) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
 /** Records responses and, at the end of a suite, checks them all against the spec. */
 export function conformance() {
   const recorder = createRecorder();

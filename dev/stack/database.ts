@@ -25,7 +25,7 @@ export async function ensureDatabase(opts: {
   const proc = startProcess(
     'database',
     process.execPath,
-    ['--import', 'tsx', resolve(repoRoot, 'store/pglite-server.ts')],
+    ['--import', 'tsx', resolve(repoRoot, 'dev/stack/pglite-server.ts')],
     {
       env: {
         PGLITE_PORT: String(port),

@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort } from '../../common/postgres-cluster';
+import { freePort } from '../../test/kit/processes';
 import { startLocalStack, type LocalStack } from './local-stack';
 import { isListening } from './processes';
 

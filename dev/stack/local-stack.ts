@@ -10,7 +10,7 @@ import { ELITE_USER_ID, FREE_USER_ID, seedDevUsers } from './seed';
 import { ensureTemporal } from './temporal';
 
 /**
- * The whole product on one machine (DESIGN §7), as `npm start` runs it: database, Temporal dev server,
+ * The whole product on one machine (docs/technical-description.md §7), as `npm start` runs it: database, Temporal dev server,
  * fly-local, binance-replay, worker and API. It honours the contract's variables: a service whose
  * address points at this machine where nothing listens yet is started here; one that answers is used.
  */

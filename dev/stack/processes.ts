@@ -1,5 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { connect } from 'node:net';
+import { killGroup } from '../../test/kit/processes';
+import { until } from '../../test/kit/wait';
 
 /**
  * The small process supervisor behind `npm start`: starts each service, prefixes its output, waits
@@ -43,22 +45,14 @@ export function startProcess(
     stop: () =>
       new Promise<void>((resolve) => {
         if (child.exitCode !== null || child.signalCode !== null || !child.pid) return resolve();
-        const force = setTimeout(() => killGroup(child, 'SIGKILL'), 10_000);
+        const force = setTimeout(() => void killGroup(child, 'SIGKILL'), 10_000);
         child.once('exit', () => {
           clearTimeout(force);
           resolve();
         });
-        killGroup(child, 'SIGTERM');
+        void killGroup(child, 'SIGTERM');
       }),
   };
-}
-
-function killGroup(child: ChildProcess, signal: NodeJS.Signals) {
-  try {
-    if (child.pid) process.kill(-child.pid, signal);
-  } catch {
-    child.kill(signal); // the group is already gone; the child may not be
-  }
 }
 
 /** True when something accepts TCP connections at host:port. */
@@ -75,19 +69,21 @@ export function isListening(host: string, port: number, timeoutMs = 500): Promis
   });
 }
 
+/** Polls `check` until it is true; fails at once if `proc` exits first, saying so. */
 export async function waitFor(
   what: string,
   check: () => Promise<boolean>,
   opts: { timeoutMs?: number; proc?: ManagedProcess } = {},
-) {
-  const deadline = Date.now() + (opts.timeoutMs ?? 60_000);
-  while (Date.now() < deadline) {
-    if (opts.proc && opts.proc.child.exitCode !== null)
-      throw new Error(`${opts.proc.name} exited (code ${opts.proc.child.exitCode}) before ${what}`);
-    if (await check()) return;
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  throw new Error(`timed out waiting for ${what}`);
+): Promise<void> {
+  const { proc } = opts;
+  await until(what, check, {
+    timeoutMs: opts.timeoutMs ?? 60_000,
+    everyMs: 200,
+    abortIf: () => {
+      if (proc && proc.child.exitCode !== null)
+        throw new Error(`${proc.name} exited (code ${proc.child.exitCode}) before ${what}`);
+    },
+  });
 }
 
 export const isLoopback = (host: string) =>

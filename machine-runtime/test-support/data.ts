@@ -1,16 +1,9 @@
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
+import { recordedDataDir } from '../../test/kit/data';
 import path from 'node:path';
 import { intervalMs, toMs, type Candle } from '../candles';
 
-/** BINANCE_DATA_DIR, default ../shared/data/binance from the repo root; recorded data is never copied in. */
-export const dataDir = path.resolve(__dirname, '..', '..', process.env.BINANCE_DATA_DIR ?? '../shared/data/binance');
-
-/** True when the recorded data is there; otherwise says plainly why the caller skips. */
-export function haveData(what: string): boolean {
-  if (existsSync(dataDir)) return true;
-  console.warn(`SKIPPED: ${what} needs recorded Binance data, but ${dataDir} does not exist (set BINANCE_DATA_DIR).`);
-  return false;
-}
+const dataDir = recordedDataDir;
 
 /** Reads a recorded CSV directly (independent of the replay server's loader). */
 export function readCsv(symbol: string, interval: string): Candle[] {

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { MachineRow, NewSignal, SignalRow, Trader, UserStore } from '../../store/types';
+import type { MachineRow, NewTradeSignal, TradeSignalRow, Trader, UserStore } from '../../store/types';
 
 /**
  * In-memory UserStore for feed and engine tests only (the real Postgres/Supabase stores are tested
@@ -7,9 +7,9 @@ import type { MachineRow, NewSignal, SignalRow, Trader, UserStore } from '../../
  */
 export class MemoryUserStore implements UserStore {
   traders: Trader[] = [];
-  signals: SignalRow[] = [];
+  signals: TradeSignalRow[] = [];
   failing = false;
-  calls = { listTraders: 0, insertSignal: 0 };
+  calls = { listTraders: 0, insertTradeSignal: 0 };
 
   constructor(readonly userId: string = randomUUID()) {}
 
@@ -32,8 +32,8 @@ export class MemoryUserStore implements UserStore {
     return this.traders.filter((t) => !opts?.enabledOnly || t.enabled).map((t) => ({ ...t }));
   }
 
-  async insertSignal(s: NewSignal): Promise<{ inserted: boolean; signal: SignalRow | null }> {
-    this.calls.insertSignal++;
+  async insertTradeSignal(s: NewTradeSignal): Promise<{ inserted: boolean; signal: TradeSignalRow | null }> {
+    this.calls.insertTradeSignal++;
     if (this.failing) throw new Error('store unreachable (test)');
     const dup = this.signals.find(
       (r) =>
@@ -43,17 +43,17 @@ export class MemoryUserStore implements UserStore {
         r.candleOpenAt.getTime() === s.candleOpenAt.getTime(),
     );
     if (dup) return { inserted: false, signal: null };
-    const row: SignalRow = {
+    const row: TradeSignalRow = {
       id: randomUUID(),
       userId: this.userId,
       firedAt: s.firedAt ?? new Date(),
       ...s,
-    } as SignalRow;
+    } as TradeSignalRow;
     this.signals.push(row);
     return { inserted: true, signal: row };
   }
 
-  async listSignals(opts?: { limit?: number }): Promise<SignalRow[]> {
+  async listTradeSignals(opts?: { limit?: number }): Promise<TradeSignalRow[]> {
     return this.signals.slice(-(opts?.limit ?? 100)).reverse();
   }
 

@@ -1,0 +1,24 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { dashboardBundle } from './bundle';
+
+/** The trader's page: `/`, its script (bundled with client/: ./bundle.ts) and its stylesheet. */
+export async function registerDashboardRoutes(app: FastifyInstance) {
+  const page = (file: string | Buffer, type: string) => {
+    const body = Buffer.isBuffer(file) ? file : readFileSync(join(__dirname, file));
+    return async (_req: FastifyRequest, reply: FastifyReply) =>
+      reply
+        .type(type)
+        .header('cache-control', 'no-cache')
+        .header('x-content-type-options', 'nosniff')
+        .header(
+          'content-security-policy',
+          "default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:; frame-ancestors 'none'",
+        )
+        .send(body);
+  };
+  app.get('/', page('index.html', 'text/html; charset=utf-8'));
+  app.get('/dashboard.js', page(Buffer.from(await dashboardBundle()), 'text/javascript; charset=utf-8'));
+  app.get('/dashboard.css', page('dashboard.css', 'text/css; charset=utf-8'));
+}

@@ -1,0 +1,53 @@
+import { scanKlineFrame } from './feed-frames';
+
+describe('reading kline frames without JSON.parse', () => {
+  // A frame as recorded from Binance (../shared/reference/binance-market-data.md, §3).
+  const recorded =
+    '{"stream":"nknusdt@kline_1m","data":{"e":"kline","E":1633998523963,"s":"NKNUSDT","k":{"t":1633998480000,' +
+    '"T":1633998539999,"s":"NKNUSDT","i":"1m","f":19862761,"L":19862790,"o":"0.35270000","c":"0.35280000",' +
+    '"h":"0.35280000","l":"0.35220000","v":"25877.00000000","n":30,"x":false,"q":"9116.04600000",' +
+    '"V":"58.00000000","Q":"20.46240000","B":"0"}}}';
+
+  /** What the general path makes of a frame: JSON.parse, then Number() per field. */
+  const viaJson = (text: string) => {
+    const { data } = JSON.parse(text) as { data: { E: number; k: Record<string, string | number | boolean> } };
+    const k = data.k;
+    return {
+      symbol: k.s,
+      interval: k.i,
+      openTime: Number(k.t),
+      closeTime: Number(k.T),
+      open: Number(k.o),
+      high: Number(k.h),
+      low: Number(k.l),
+      close: Number(k.c),
+      volume: Number(k.v),
+      closed: k.x,
+      eventTime: data.E,
+    };
+  };
+
+  test("Binance's own layout, forming or closed, reads exactly as JSON.parse reads it", () => {
+    const closed = recorded.replace('"x":false', '"x":true');
+    const micro = recorded.replace('"t":1633998480000', '"t":1633998480000000');
+    for (const frame of [recorded, closed, micro]) {
+      expect(scanKlineFrame(frame)).toEqual(viaJson(frame));
+    }
+    expect(scanKlineFrame(closed)!.closed).toBe(true);
+  });
+
+  test('anything laid out otherwise is left to JSON.parse (the general path judges it)', () => {
+    const others = [
+      JSON.stringify(JSON.parse(recorded), null, 1), // whitespace
+      recorded.replace('"o":"0.35270000","c":"0.35280000"', '"c":"0.35280000","o":"0.35270000"'), // key order
+      recorded.replace('"s":"NKNUSDT","i"', '"s":"NKN\\u0055SDT","i"'), // an escape
+      recorded.replace('"t":1633998480000', '"t":"1633998480000"'), // a number as a string
+      recorded.replace('"x":false', '"x":0'), // not a boolean
+      recorded.replace('"B":"0"}}}', '"B":"0","z":1}}}'), // an extra field
+      recorded.slice(0, -1), // truncated
+      `${recorded} `, // trailing bytes
+      '{"result":null,"id":1}',
+    ];
+    for (const frame of others) expect(scanKlineFrame(frame)).toBeUndefined();
+  });
+});

@@ -1,0 +1,54 @@
+import { execFileSync } from 'node:child_process';
+import { cpSync, mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { bundleWorkflowCode } from '@temporalio/worker';
+import { build } from 'esbuild';
+import { dashboardBuildOptions } from '../api/dashboard/bundle';
+
+/*
+ * `npm run build`: everything the images run, in dist/ (the repository's layout, so paths relative to
+ * a file hold in both): the production code compiled by tsc (tsconfig.build.json), the files it reads
+ * at run time (dashboard page, migrations), the dashboard script bundled with the client library, and
+ * the workflow code bundled once for WORKFLOW_BUNDLE_PATH. `node dist/api/server.js`,
+ * `node dist/worker/main.js` and `node dist/machine-runtime/main.js` then need no tsx and no esbuild.
+ */
+const root = resolve(__dirname, '..');
+const dist = join(root, 'dist');
+const say = (what: string, file?: string) =>
+  console.log(
+    `[build] ${what}${file ? ` ${file.slice(root.length + 1)} (${(statSync(file).size / 1024).toFixed(0)} KiB)` : ''}`,
+  );
+
+async function main() {
+  rmSync(dist, { recursive: true, force: true });
+  execFileSync(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', join(root, 'tsconfig.build.json')], {
+    stdio: 'inherit',
+  });
+  say('compiled the production code (tsconfig.build.json) into dist/');
+
+  for (const asset of [
+    'api/dashboard/index.html',
+    'api/dashboard/dashboard.css',
+    'supabase/migrations',
+    'supabase/local',
+  ]) {
+    cpSync(join(root, asset), join(dist, asset), { recursive: true });
+  }
+  say('copied the dashboard page and the migrations');
+
+  const dashboard = join(dist, 'api/dashboard/dashboard.bundle.js');
+  await build({ ...dashboardBuildOptions, outfile: dashboard });
+  say('bundled', dashboard);
+
+  const workflows = join(dist, 'workflow-bundle.js');
+  const quiet = { info() {}, debug() {}, trace() {}, log() {}, warn: console.warn, error: console.error };
+  const { code } = await bundleWorkflowCode({ workflowsPath: require.resolve('../workflows'), logger: quiet });
+  mkdirSync(dirname(workflows), { recursive: true });
+  writeFileSync(workflows, code);
+  say('bundled the workflow code', workflows);
+}
+
+main().catch((err: unknown) => {
+  console.error(err instanceof Error ? err.message : err);
+  process.exit(1);
+});

@@ -1,0 +1,58 @@
+import {
+  ScheduleAlreadyRunning,
+  ScheduleOverlapPolicy,
+  type Client,
+  type ScheduleOptionsAction,
+} from '@temporalio/client';
+import { durationMs, TASK_QUEUE } from '../workflows/contract';
+
+/** Parses "10 minutes", "90s", "5m" (the forms the workflow accepts) to seconds. */
+export function durationSeconds(duration: string): number {
+  const value = durationMs(duration);
+  if (value === undefined) throw new Error(`bad duration "${duration}"`);
+  return value / 1000;
+}
+
+export const RECONCILE_SCHEDULE_ID = 'reconcile-fleet';
+/** One schedule per fleet: the default task queue gets the plain id, any other (a test's) its own. */
+export const reconcileScheduleId = (taskQueue: string) =>
+  taskQueue === TASK_QUEUE ? RECONCILE_SCHEDULE_ID : `${RECONCILE_SCHEDULE_ID}-${taskQueue}`;
+
+/**
+ * Creates the reconcileFleet schedule, or brings an existing one up to date (interval, input): safe
+ * at every worker start, and when several workers start at once. Overlap SKIP: never two at once
+ * from the schedule (two at once would still be safe, only wasteful).
+ */
+export async function ensureReconcileSchedule(
+  client: Client,
+  opts: { taskQueue: string; interval: string; minMachineAgeSeconds: number },
+): Promise<{ scheduleId: string; created: boolean }> {
+  const scheduleId = reconcileScheduleId(opts.taskQueue);
+  const action: ScheduleOptionsAction = {
+    type: 'startWorkflow',
+    workflowType: 'reconcileFleet',
+    workflowId: scheduleId,
+    taskQueue: opts.taskQueue,
+    args: [{ minMachineAgeSeconds: opts.minMachineAgeSeconds }],
+    workflowExecutionTimeout: '30 minutes',
+  };
+  const spec = { intervals: [{ every: `${durationSeconds(opts.interval)} seconds` }] };
+  try {
+    await client.schedule.create({
+      scheduleId,
+      spec,
+      action,
+      policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: '1 minute' },
+    });
+    return { scheduleId, created: true };
+  } catch (err) {
+    if (!(err instanceof ScheduleAlreadyRunning)) throw err;
+  }
+  await client.schedule.getHandle(scheduleId).update((previous) => ({
+    ...previous,
+    spec,
+    action,
+    policies: { ...previous.policies, overlap: ScheduleOverlapPolicy.SKIP },
+  }));
+  return { scheduleId, created: false };
+}
