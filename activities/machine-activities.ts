@@ -269,5 +269,3 @@ export const createMachineActivities = (deps: MachineActivityDeps) => {
     },
   };
 };
-
-export type MachineActivities = ReturnType<typeof createMachineActivities>;

@@ -324,5 +324,3 @@ export const createReconcileActivities = (deps: ReconcileDeps) => {
     },
   };
 };
-
-export type ReconcileActivities = ReturnType<typeof createReconcileActivities>;

@@ -66,5 +66,3 @@ export const createStoreActivities = (deps: { store: ServiceStore }) => ({
     });
   },
 });
-
-export type StoreActivities = ReturnType<typeof createStoreActivities>;

@@ -1,31 +1,14 @@
 import WebSocket from 'ws';
-import { createCloudStreamClient, type CloudStreamClient, type StopReason } from './stream';
+import { createCloudStreamClient, type StopReason } from './stream';
 import { sleep } from '../test/kit/wait';
-import { FAST, soon, streamServer, type StreamServer } from './test-support/stream-server';
+import { FAST, soon, useStreamFixture, type StreamServer } from './test-support/stream-server';
 
 jest.setTimeout(20_000);
 
 // Reconnecting with backoff, and the closes and refusals that stop it for good; the rest is in stream.test.ts.
 describe('stream client against a local ws server', () => {
-  let server: StreamServer;
-  let client: CloudStreamClient | undefined;
-  beforeEach(async () => {
-    server = await streamServer();
-  });
-  afterEach(async () => {
-    client?.disconnect();
-    client = undefined;
-    await server.close();
-  });
-
-  const make = (o: { token?: () => string | null; probe?: () => Promise<'ok' | 'no_machine' | 'unauthorized'> } = {}) =>
-    (client = createCloudStreamClient({
-      url: server.url,
-      getAccessToken: o.token ?? (() => 'token-1'),
-      WebSocket,
-      backoff: FAST,
-      probe: o.probe,
-    }));
+  const fixture = useStreamFixture();
+  const make = fixture.make;
 
   test('reconnects with backoff after drops and refusals, with a fresh token each time', async () => {
     let n = 0;
@@ -39,19 +22,19 @@ describe('stream client against a local ws server', () => {
     c.connect();
     await soon('open', () => c.state === 'open');
 
-    server.last().terminate(); // dropped without a close frame (1006)
+    fixture.server.last().terminate(); // dropped without a close frame (1006)
     await soon('reconnected', () => c.getConnectionHealth().metrics.successfulConnections === 2);
-    server.last().close(4502, 'unreachable'); // 4502: the machine is unreachable, worth retrying
+    fixture.server.last().close(4502, 'unreachable'); // 4502: the machine is unreachable, worth retrying
     await soon('reconnected again', () => c.getConnectionHealth().metrics.successfulConnections === 3);
 
     // Refused upgrades (503) count as failed attempts and back off; the server comes back, so does the client.
-    server.set('refuse503');
-    server.last().terminate();
+    fixture.server.set('refuse503');
+    fixture.server.last().terminate();
     await soon('three refusals', () => c.getConnectionHealth().metrics.failedConnections >= 3);
     const during = c.getConnectionHealth();
     expect(during.reconnectAttempt).toBeGreaterThanOrEqual(3);
     expect(['connecting', 'reconnecting']).toContain(during.state);
-    server.set('accept');
+    fixture.server.set('accept');
     await soon('back', () => c.state === 'open', 5_000);
     await soon('hello after coming back', () => c.getConnectionHealth().reconnectAttempt === 0);
 
@@ -60,7 +43,7 @@ describe('stream client against a local ws server', () => {
     expect(h.metrics.connectionAttempts).toBe(h.metrics.successfulConnections + h.metrics.failedConnections);
     expect(h.metrics.reconnections).toBe(h.metrics.connectionAttempts - 1);
     expect(h.metrics.messagesReceived).toBe(4); // one hello per connection
-    expect(server.tokens).toEqual(server.tokens.map((_, i) => `token-${i + 1}`));
+    expect(fixture.server.tokens).toEqual(fixture.server.tokens.map((_, i) => `token-${i + 1}`));
     expect(h.lastClose?.code).toBe(1006);
     expect(delays.length).toBeGreaterThanOrEqual(5);
     for (const { attempt, delay } of delays) {
@@ -80,7 +63,7 @@ describe('stream client against a local ws server', () => {
     const c = make();
     c.connect();
     await soon('open', () => c.state === 'open');
-    closeIt(server);
+    closeIt(fixture.server);
     await soon('closed', () => c.state === 'closed');
     await sleep(150);
     expect(c.getConnectionHealth()).toMatchObject({
@@ -92,7 +75,7 @@ describe('stream client against a local ws server', () => {
   });
 
   test('stops on a token refused before the upgrade (401), and without a token', async () => {
-    server.set('refuse401');
+    fixture.server.set('refuse401');
     const c = make();
     c.connect();
     await soon('closed', () => c.state === 'closed');
@@ -102,7 +85,7 @@ describe('stream client against a local ws server', () => {
       metrics: { connectionAttempts: 1, failedConnections: 1, successfulConnections: 0 },
     });
 
-    const noToken = createCloudStreamClient({ url: server.url, getAccessToken: () => null, WebSocket });
+    const noToken = createCloudStreamClient({ url: fixture.server.url, getAccessToken: () => null, WebSocket });
     noToken.connect();
     await soon('closed', () => noToken.state === 'closed');
     expect(noToken.getConnectionHealth()).toMatchObject({
@@ -112,7 +95,7 @@ describe('stream client against a local ws server', () => {
   });
 
   test('a handshake that fails without a status asks the probe (what browsers need)', async () => {
-    server.set('hangup');
+    fixture.server.set('hangup');
     let probed = 0;
     const c = make({ probe: async () => (++probed < 2 ? 'ok' : 'unauthorized') });
     c.connect();
@@ -122,14 +105,16 @@ describe('stream client against a local ws server', () => {
   });
 
   test('gives up after maxReconnectAttempts consecutive failures', async () => {
-    server.set('refuse503');
-    const c = (client = createCloudStreamClient({
-      url: server.url,
-      getAccessToken: () => 't',
-      WebSocket,
-      backoff: FAST,
-      maxReconnectAttempts: 2,
-    }));
+    fixture.server.set('refuse503');
+    const c = fixture.adopt(
+      createCloudStreamClient({
+        url: fixture.server.url,
+        getAccessToken: () => 't',
+        WebSocket,
+        backoff: FAST,
+        maxReconnectAttempts: 2,
+      }),
+    );
     c.connect();
     await soon('closed', () => c.state === 'closed');
     expect(c.getConnectionHealth()).toMatchObject({ stopReason: 'max_attempts', metrics: { connectionAttempts: 3 } });

@@ -1,33 +1,16 @@
 import WebSocket from 'ws';
 import { createCloudWebSocketClient } from './compat';
-import { createCloudStreamClient, type CloudStreamClient, type ConnectionHealth } from './stream';
+import type { ConnectionHealth } from './stream';
 import type { CandleMessage, HelloMessage, MetricsMessage, SignalMessage } from './schemas';
 import { sleep } from '../test/kit/wait';
-import { FAST, metricsFrame, soon, streamServer, type StreamServer } from './test-support/stream-server';
+import { FAST, metricsFrame, soon, useStreamFixture } from './test-support/stream-server';
 
 jest.setTimeout(20_000);
 
 // Connecting, messages and the compat client; reconnects and stops are in stream-reconnect.test.ts.
 describe('stream client against a local ws server', () => {
-  let server: StreamServer;
-  let client: CloudStreamClient | undefined;
-  beforeEach(async () => {
-    server = await streamServer();
-  });
-  afterEach(async () => {
-    client?.disconnect();
-    client = undefined;
-    await server.close();
-  });
-
-  const make = (o: { token?: () => string | null; probe?: () => Promise<'ok' | 'no_machine' | 'unauthorized'> } = {}) =>
-    (client = createCloudStreamClient({
-      url: server.url,
-      getAccessToken: o.token ?? (() => 'token-1'),
-      WebSocket,
-      backoff: FAST,
-      probe: o.probe,
-    }));
+  const fixture = useStreamFixture();
+  const make = fixture.make;
 
   test('connects with the bearer subprotocol, types messages, measures RTT from hello, counts frames', async () => {
     const c = make();
@@ -41,20 +24,20 @@ describe('stream client against a local ws server', () => {
     c.on('connection', (h) => states.push(h.state));
     c.connect();
     await soon('hello', () => hellos.length === 1);
-    expect(server.tokens).toEqual(['token-1']);
+    expect(fixture.server.tokens).toEqual(['token-1']);
     expect(hellos[0]).toMatchObject({ traders: 2, streams: ['btcusdt@kline_1m'] });
 
-    server.last().send(JSON.stringify(metricsFrame));
-    server.last().send('not json');
-    server.last().send(JSON.stringify({ type: 'future-message', x: 1 }));
+    fixture.server.last().send(JSON.stringify(metricsFrame));
+    fixture.server.last().send('not json');
+    fixture.server.last().send(JSON.stringify({ type: 'future-message', x: 1 }));
     await soon('frames', () => raw.length === 4);
     expect(metrics).toHaveLength(1);
     expect(metrics[0]!.heapUsedBytes).toBe(1234);
 
     expect(c.send({ ping: 1 })).toBe(true);
     expect(c.send('text')).toBe(true);
-    await soon('server received', () => server.received.length === 2);
-    expect(server.received).toEqual(['{"ping":1}', 'text']);
+    await soon('server received', () => fixture.server.received.length === 2);
+    expect(fixture.server.received).toEqual(['{"ping":1}', 'text']);
 
     const h = c.getConnectionHealth();
     expect(h).toMatchObject({
@@ -113,10 +96,10 @@ describe('stream client against a local ws server', () => {
     c.on('signal', (m) => signals.push(m));
     c.connect();
     await soon('open', () => c.state === 'open');
-    server.last().send(JSON.stringify({ type: 'candles', candles: [candle('BTCUSDT'), candle('ETHUSDT')] }));
-    server.last().send(JSON.stringify({ type: 'signals', signals: [signal] }));
+    fixture.server.last().send(JSON.stringify({ type: 'candles', candles: [candle('BTCUSDT'), candle('ETHUSDT')] }));
+    fixture.server.last().send(JSON.stringify({ type: 'signals', signals: [signal] }));
     // A runtime from before batching: one frame per item.
-    server.last().send(JSON.stringify({ type: 'candle', candle: candle('SOLUSDT') }));
+    fixture.server.last().send(JSON.stringify({ type: 'candle', candle: candle('SOLUSDT') }));
     await soon('items', () => candles.length === 3 && signals.length === 1);
     expect(batches).toEqual(['candles:2', 'signals:1']);
     expect(candles.map((m) => [m.type, m.candle.symbol])).toEqual([
@@ -132,13 +115,13 @@ describe('stream client against a local ws server', () => {
     const legacy = createCloudWebSocketClient({ getAccessToken: () => 'tok', WebSocket, backoff: FAST });
     const hellos: unknown[] = [];
     legacy.on('hello', (m) => hellos.push(m));
-    await legacy.connect('ignored-machine-id', server.url, 'ignored-user-id');
+    await legacy.connect('ignored-machine-id', fixture.server.url, 'ignored-user-id');
     await soon('hello', () => hellos.length === 1);
     expect(legacy.getConnectionHealth()).toMatchObject({ state: 'open', metrics: { successfulConnections: 1 } });
     legacy.disconnect();
 
-    server.set('refuse401');
-    await expect(legacy.connect('m', server.url, 'u')).rejects.toThrow(/unauthorized/);
+    fixture.server.set('refuse401');
+    await expect(legacy.connect('m', fixture.server.url, 'u')).rejects.toThrow(/unauthorized/);
     legacy.disconnect();
   });
 });

@@ -1,5 +1,4 @@
 import createClient from 'openapi-fetch';
-import { parseEnv, pickEnv } from '../common/config';
 import type { components, operations, paths } from './fly-api';
 import { FlyApiError, FlyConnectionError, parseFlyErrorBody, parseRetryAfter } from './errors';
 import {
@@ -312,12 +311,6 @@ export function createFlyClient(options: FlyClientOptions) {
 }
 
 export type FlyClient = ReturnType<typeof createFlyClient>;
-
-/** The client the worker uses: FLY_API_URL, FLY_API_TOKEN and FLY_APP from the environment. */
-export function flyClientFromEnv(env: Record<string, string | undefined> = process.env): FlyClient {
-  const config = parseEnv(pickEnv('FLY_API_URL', 'FLY_API_TOKEN', 'FLY_APP'), env);
-  return createFlyClient({ apiUrl: config.FLY_API_URL, token: config.FLY_API_TOKEN, app: config.FLY_APP });
-}
 
 /** Real Fly wraps leases as `{status: "success", data: {...}}`; the spec's `Lease` is flat. Accept both. */
 export function unwrapLease(body: unknown): Lease {

@@ -1,4 +1,3 @@
-import { z } from 'zod';
 import type { BillingFacts } from '../common/entitlement';
 
 import type { MachineState } from '../common/machine-states';
@@ -107,15 +106,6 @@ export interface TradeSignalRow extends Required<NewTradeSignal> {
   id: string;
   userId: string;
 }
-
-export const newTradeSignalSchema = z.object({
-  traderId: z.uuid(),
-  symbol: z.string().min(1),
-  interval: z.string().min(1),
-  candleOpenAt: z.date(),
-  firedAt: z.date().optional(),
-  payload: z.record(z.string(), z.unknown()),
-});
 
 /**
  * What a user's own credentials may do (RLS enforced by the database): the machine runtime and

@@ -2,6 +2,7 @@ import type { IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import WebSocket, { WebSocketServer } from 'ws';
 import { until } from '../../test/kit/wait';
+import { createCloudStreamClient, type CloudStreamClient } from '../stream';
 
 /** The stream client tests' fixture: a local `ws` server standing in for the API's stream route, and its frames. */
 
@@ -77,3 +78,36 @@ export type StreamServer = Awaited<ReturnType<typeof streamServer>>;
 /** The kit's `until` at a local server's pace: every 10 ms, for at most 5 s. */
 export const soon = (what: string, predicate: () => boolean, timeoutMs = 5_000) =>
   until(what, predicate, { timeoutMs, everyMs: 10 });
+
+/**
+ * Per test: a fresh server (beforeEach), and `make()` for a stream client pointed at it with fast
+ * backoff, disconnected and closed afterwards (afterEach).
+ */
+export function useStreamFixture() {
+  let current: StreamServer | undefined;
+  let client: CloudStreamClient | undefined;
+  beforeEach(async () => {
+    current = await streamServer();
+  });
+  afterEach(async () => {
+    client?.disconnect();
+    client = undefined;
+    await current?.close();
+  });
+  return {
+    get server(): StreamServer {
+      if (!current) throw new Error('the stream fixture is used outside a test');
+      return current;
+    },
+    /** Hands a client made by the test itself to the fixture, to be disconnected after the test. */
+    adopt: (c: CloudStreamClient) => (client = c),
+    make: (o: { token?: () => string | null; probe?: () => Promise<'ok' | 'no_machine' | 'unauthorized'> } = {}) =>
+      (client = createCloudStreamClient({
+        url: current!.url,
+        getAccessToken: o.token ?? (() => 'token-1'),
+        WebSocket,
+        backoff: FAST,
+        probe: o.probe,
+      })),
+  };
+}
