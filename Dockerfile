@@ -25,4 +25,10 @@ COPY package.json ./
 RUN mkdir -p /app/.data && chown node /app/.data
 USER node
 EXPOSE 3000
+# The commit the image was built from (scripts/deploy-images.sh passes --build-arg GIT_SHA=<sha>); last,
+# so a new commit does not invalidate the cached layers above.
+ARG GIT_SHA=unknown
+LABEL org.opencontainers.image.revision=$GIT_SHA
+# The worker's build id under Worker Versioning (WORKER_BUILD_ID defaults to it: worker/versioning.ts).
+ENV GIT_COMMIT=$GIT_SHA
 CMD ["node", "dist/api/server.js"]

@@ -12,7 +12,7 @@ const banned = (folders, message, extra = {}) => ({
   ...extra,
 });
 const noDevOrTest = banned(
-  ['dev', 'test', 'bench', 'chaos', 'fuzz', 'scripts'],
+  ['dev', 'test', 'bench', 'chaos', 'fuzz', 'scripts', 'ops'],
   'Production code never imports the stand-ins, tests or tools.',
 );
 

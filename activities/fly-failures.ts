@@ -1,5 +1,6 @@
-import { ApplicationFailure } from '@temporalio/common';
-import { FlyApiError, isFlyError } from '../fly/errors';
+import { Context } from '@temporalio/activity';
+import { ApplicationFailure, type MetricMeter } from '@temporalio/common';
+import { FlyApiError, isFlyError, type FlyError } from '../fly/errors';
 
 /**
  * Fly errors become Temporal failures: retryable ones (408, 429, 5xx, no answer) are left to the
@@ -29,6 +30,23 @@ export async function flyCall<T>(work: () => Promise<T>): Promise<T> {
   try {
     return await work();
   } catch (err) {
+    if (isFlyError(err)) countFailure(err);
     throw toActivityFailure(err);
   }
+}
+
+/** The metric of failed Fly calls (docs/operations.md), from the activity's meter: worker tags added. */
+export const FLY_CALL_FAILURES = 'cloud_execution_fly_call_failures_total';
+
+function countFailure(err: FlyError) {
+  let meter: MetricMeter;
+  try {
+    meter = Context.current().metricMeter;
+  } catch {
+    return; // called outside an activity (a benchmark, a test): nothing to count on
+  }
+  meter.createCounter(FLY_CALL_FAILURES, '', 'failed Fly Machines API calls, by operation and status').add(1, {
+    operation: err.operation,
+    status: err instanceof FlyApiError ? String(err.status) : 'none',
+  });
 }

@@ -1,6 +1,8 @@
 import { createHealthActivities } from './health-activities';
+import { createMachineImageActivities } from './machine-image-activities';
 import { createMachineActivities, RUNTIME_PORT, type MachineActivityDeps } from './machine-activities';
 import { createReconcileActivities, type ReconcileDeps } from './reconcile-activities';
+import { createRolloutActivities } from './rollout-activities';
 import { createStoreActivities } from './store-activities';
 import type { ServiceStore } from '../store/types';
 
@@ -9,10 +11,13 @@ export const createActivities = (
   deps: MachineActivityDeps & { store: ServiceStore; temporal?: ReconcileDeps['temporal'] },
 ) => ({
   ...createMachineActivities(deps),
+  ...createMachineImageActivities(deps),
   ...createHealthActivities({ ...deps, runtimePort: deps.runtimePort ?? RUNTIME_PORT }),
   ...createStoreActivities(deps),
   // reconcileFleet's: without `temporal` they fail non-retryably when called (see worker/main.ts).
   ...createReconcileActivities(deps),
+  // imageRollout's: the same (they list machine workflows and send them rollImage updates).
+  ...createRolloutActivities(deps),
 });
 
 export type Activities = ReturnType<typeof createActivities>;

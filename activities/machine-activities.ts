@@ -33,6 +33,8 @@ export interface MachineSummary {
   name: string;
   state: string;
   region: string;
+  /** The image in the machine's Fly config (no secret: the workflow remembers it). */
+  image?: string;
 }
 
 /** The port the runtime listens on inside its machine. */
@@ -49,6 +51,7 @@ const summarize = (m: Machine): MachineSummary => ({
   name: m.name ?? '',
   state: m.state ?? 'unknown',
   region: m.region ?? '',
+  ...(m.config?.image ? { image: m.config.image } : {}),
 });
 
 export const createMachineActivities = (deps: MachineActivityDeps) => {
@@ -61,16 +64,23 @@ export const createMachineActivities = (deps: MachineActivityDeps) => {
 
   const tagsOf = (userId: string, workflowId: string) => ({ user_id: userId, workflow_id: workflowId });
 
+  /**
+   * Every user machine's Fly config, in this one place (fly.runtime.toml's [[vm]] and [checks] are not
+   * applied to machines created through the API): image, env, size per cpuPriority (`guestFor`),
+   * restart policy, the runtime's /health check, and the metrics Fly's Prometheus scrapes.
+   */
   async function machineConfig(
     userId: string,
     workflowId: string,
     cpuPriority: CpuPriority,
     credentialTtlSeconds: number | undefined,
+    /** The image the workflow says its machine runs; absent (older runs), the worker's. */
+    image: string | undefined,
   ): Promise<MachineConfig> {
     const ttlSeconds = ttl(credentialTtlSeconds);
     const { token } = await mintUserToken({ jwtSecret: deps.jwtSecret, userId, ttlSeconds });
     return {
-      image: deps.image,
+      image: image ?? deps.image,
       env: {
         ...deps.runtimeEnv,
         USER_ID: userId,
@@ -82,6 +92,8 @@ export const createMachineActivities = (deps: MachineActivityDeps) => {
       metadata: tagsOf(userId, workflowId),
       restart: { policy: 'on-failure', max_retries: 3 },
       checks: { health: { type: 'http', port, path: '/health', interval: '15s', timeout: '5s', grace_period: '60s' } },
+      // Fly's managed Prometheus scrapes the runtime's own /metrics (same port, no auth) over the private network.
+      metrics: { port, path: '/metrics' },
     };
   }
 
@@ -123,6 +135,8 @@ export const createMachineActivities = (deps: MachineActivityDeps) => {
       cpuPriority: CpuPriority;
       /** The user token's lifetime the workflow asks for (about two renewal intervals). */
       credentialTtlSeconds?: number;
+      /** The image the workflow's machine runs (carried state); absent, the worker's FLY_MACHINE_IMAGE. */
+      image?: string;
     }): Promise<MachineSummary> {
       return flyCall(async () => {
         const name = flyMachineName(input.userId);
@@ -142,6 +156,7 @@ export const createMachineActivities = (deps: MachineActivityDeps) => {
           input.workflowId,
           input.cpuPriority,
           input.credentialTtlSeconds,
+          input.image,
         );
         let lastCapacityError: unknown;
         for (const region of input.regions) {
@@ -233,13 +248,17 @@ export const createMachineActivities = (deps: MachineActivityDeps) => {
       return { expiresAt: expiresAt.toISOString() };
     },
 
-    /** Restarts a sick machine with a fresh config (and so fresh credentials): Fly's update restarts it. */
+    /**
+     * Restarts a sick machine with a fresh config (and so fresh credentials): Fly's update restarts it. On the
+     * image the workflow says (after a rollout or a rollback), else the worker's.
+     */
     async restartFlyMachine(input: {
       userId: string;
       workflowId: string;
       machineId: string;
       cpuPriority: CpuPriority;
       credentialTtlSeconds?: number;
+      image?: string;
     }): Promise<MachineSummary> {
       return flyCall(async () => {
         const config = await machineConfig(
@@ -247,6 +266,7 @@ export const createMachineActivities = (deps: MachineActivityDeps) => {
           input.workflowId,
           input.cpuPriority,
           input.credentialTtlSeconds,
+          input.image,
         );
         const updated = await fly.updateMachine(input.machineId, { config });
         if (['stopped', 'failed', 'created', 'suspended'].includes(updated.state ?? ''))

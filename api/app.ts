@@ -15,6 +15,7 @@ import { createMachineService, provisionRequestSchema } from './machines';
 import { createApiMetrics, type ApiMetrics } from './metrics';
 import { HttpProblem, sendProblem, zodErrors } from './problem';
 import { registerDashboardRoutes } from './dashboard/routes';
+import { createStreamLeases, sharedRateLimitStore } from './shared-limits';
 import { createStreamGateway } from './stream';
 import { createGeminiNoteWriter, type AiNoteWriter } from '../common/ai-note';
 import { registerMachineApi } from './machine-api';
@@ -74,6 +75,12 @@ export async function createApp(deps: AppDeps): Promise<FastifyInstance> {
     log: app.log,
     maxBufferedBytes: config.API_STREAM_MAX_BUFFERED_BYTES,
     maxPerUser: config.API_STREAM_MAX_PER_USER,
+    leases: createStreamLeases({
+      store,
+      maxPerUser: config.API_STREAM_MAX_PER_USER,
+      ttlMs: durationMs(config.API_STREAM_LEASE_TTL)!,
+      log: app.log,
+    }),
     maxMessagesPerSecond: config.API_STREAM_MAX_MESSAGES_PER_SECOND,
     messageBurst: config.API_STREAM_MESSAGE_BURST,
   });
@@ -122,7 +129,13 @@ export async function createApp(deps: AppDeps): Promise<FastifyInstance> {
     metrics.latency.observe(labels, reply.elapsedTime / 1000);
   });
 
-  await app.register(rateLimit, { global: false, hook: 'preHandler' });
+  // Counters in Postgres, shared by every replica; a count that fails lets the request through (fail open).
+  await app.register(rateLimit, {
+    global: false,
+    hook: 'preHandler',
+    store: sharedRateLimitStore({ store, log: app.log }),
+    skipOnError: true,
+  });
   await app.register(websocket, {
     options: {
       // A ceiling: the gateway itself closes a browser frame over 4 KB with 1009 and a reason
@@ -150,7 +163,7 @@ export async function createApp(deps: AppDeps): Promise<FastifyInstance> {
   // One budget per user across every /v1/machines route (the stream's upgrade included).
   const perUserLimit = app.rateLimit({
     max: config.API_RATE_LIMIT_MAX,
-    timeWindow: config.API_RATE_LIMIT_WINDOW,
+    timeWindow: durationMs(config.API_RATE_LIMIT_WINDOW)!,
     keyGenerator: (req) => req.user?.id ?? req.ip,
   });
   const userRoute = { onRequest: authenticate(false), preHandler: perUserLimit };

@@ -1,6 +1,7 @@
 import { z } from 'zod';
-import { contractEnv, flyApiEnv, parseEnv, temporalEnv } from '../common/config';
-import type { LifecycleSettings } from '../workflows/contract';
+import { contractEnv, DEV_FLY_TOKEN, flyApiEnv, parseEnv, temporalEnv } from '../common/config';
+import { flyIssues, refuse, storeIssues } from '../common/config-checks';
+import { durationMs, type LifecycleSettings } from '../workflows/contract';
 import { durationSchema as duration, regionSchema } from '../workflows/schemas';
 
 const positiveInt = z.coerce.number().int().positive();
@@ -27,10 +28,12 @@ export const apiEnvShape = {
   API_MAX_TOKEN_LIFETIME: duration.default('1 day'),
   /** Bearer token for `GET /metrics`; unset, only loopback clients may read it (metrics are not public). */
   API_METRICS_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
+  /** A second, private port serving only GET /metrics without a token (Fly's Prometheus); unset = none. */
+  API_METRICS_PORT: z.coerce.number().int().min(1).max(65535).optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   /** Requests per user per window on /v1/machines*. */
   API_RATE_LIMIT_MAX: positiveInt.default(60),
-  API_RATE_LIMIT_WINDOW: z.string().min(1).default('1 minute'),
+  API_RATE_LIMIT_WINDOW: duration.default('1 minute'),
   /** A user starts a new machine at most this often (429 with Retry-After before): Fly's budget is app-wide. */
   API_PROVISION_COOLDOWN: duration.default('30 seconds'),
   /** Gemini makes AI notes for machines (POST /v1/machine/ai-note); the key never leaves the API. */
@@ -43,7 +46,16 @@ export const apiEnvShape = {
   API_WEBHOOK_BODY_LIMIT_BYTES: positiveInt.default(64 * 1024),
   /** A stream link with more than this many bytes unsent toward either side is closed. */
   API_STREAM_MAX_BUFFERED_BYTES: positiveInt.default(1 << 20),
+  /** Open streams per user, counted across every API replica (leases in Postgres). */
   API_STREAM_MAX_PER_USER: positiveInt.default(5),
+  /**
+   * How long a stream's lease lives unless renewed (its replica renews it every third of this while
+   * the socket is open): after a replica crashes, its users' streams keep counting this long.
+   */
+  API_STREAM_LEASE_TTL: duration.default('30 seconds').refine((v) => {
+    const ms = durationMs(v)!;
+    return ms >= 1_000 && ms <= 600_000;
+  }, 'must be between 1 second and 10 minutes: the streams of a crashed API keep counting against their users this long'),
   /** Frames per second a browser may send on a stream (a token bucket); over it the stream closes (1008). */
   API_STREAM_MAX_MESSAGES_PER_SECOND: positiveInt.default(20),
   /** Frames a browser may send at once on a stream (the token bucket's size). */
@@ -65,6 +77,17 @@ export type ApiConfig = z.infer<z.ZodObject<typeof apiEnvShape>>;
 
 export function loadApiConfig(env: Record<string, string | undefined> = process.env): ApiConfig {
   return parseEnv(apiEnvShape, env);
+}
+
+/**
+ * The API process's start-up check (api/server.ts): the config, plus the combinations that cannot
+ * work: half a Supabase configuration or no store at all, the real Fly API without a real token.
+ * (Tests that build the app in-process use loadApiConfig alone.)
+ */
+export function loadApiProcessConfig(env: Record<string, string | undefined> = process.env): ApiConfig {
+  const config = loadApiConfig(env);
+  refuse([...storeIssues(env), ...flyIssues(env, DEV_FLY_TOKEN)]);
+  return config;
 }
 
 /** The lifecycle settings the API passes in each new workflow's input (only those configured). */

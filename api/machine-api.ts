@@ -117,6 +117,7 @@ export async function registerMachineApi(
   });
   app.get('/v1/machine/machine', asMachine, async (req) => storeOf(req).getMachine());
 
+  // Counted in Postgres like every rate limit of the API (app.ts): one budget across all replicas.
   const perUser = app.rateLimit({
     max: deps.notesPerMinute,
     timeWindow: '1 minute',

@@ -5,6 +5,7 @@ import { type FlyClient } from '../fly/client';
 import { machineAddress } from '../fly/machines';
 import type { ApiMetrics } from './metrics';
 import type { MachineService } from './machines';
+import type { StreamLease, StreamLeases } from './shared-limits';
 import { atTime, closeWithin, MAX_CLIENT_FRAME_BYTES, rawByteLength, rawToString, tokenBucket } from './stream-limits';
 
 /** The runtime's internal port on Fly (fly-local maps it to the process's own port). */
@@ -13,6 +14,8 @@ export const RUNTIME_INTERNAL_PORT = 8080;
 export const CLOSE = {
   noMachine: 4404,
   tooManyStreams: 4429,
+  /** RFC 6455 "try again later": the open streams could not be counted (database out of reach), or a lease was lost. */
+  tryAgainLater: 1013,
   machineUnreachable: 4502,
   machineGone: 4503,
   /** The access token the stream was opened with has expired: reconnect with a fresh one. */
@@ -34,6 +37,8 @@ export interface StreamGatewayDeps {
   /** Bytes unsent toward either side of one link before it is closed (both directions). */
   maxBufferedBytes: number;
   maxPerUser: number;
+  /** The per-user stream cap's leases, shared by every replica (Postgres). */
+  leases: StreamLeases;
   /** Frames per second a browser may send (a token bucket); default 20. */
   maxMessagesPerSecond?: number;
   /** Frames a browser may send at once (the bucket's size); default twice the rate. */
@@ -46,7 +51,6 @@ export interface StreamGatewayDeps {
  * token signed with that machine's key: the user's Supabase token never leaves the API.
  */
 export function createStreamGateway(deps: StreamGatewayDeps) {
-  const perUser = new Map<string, number>();
   const open = new Set<WebSocket>();
 
   async function machineOrigin(userId: string): Promise<string | null> {
@@ -60,24 +64,16 @@ export function createStreamGateway(deps: StreamGatewayDeps) {
 
   /** `expiresAt`: when the token the stream was opened with expires (ms); the stream closes then. */
   async function handle(client: WebSocket, userId: string, expiresAt?: number) {
-    const count = perUser.get(userId) ?? 0;
-    if (count >= deps.maxPerUser) {
-      deps.metrics.streamsOpened.inc({ outcome: 'too_many' });
-      client.close(CLOSE.tooManyStreams, `at most ${deps.maxPerUser} streams per user`);
-      return;
-    }
-    perUser.set(userId, count + 1);
     open.add(client);
-    deps.metrics.streams.inc();
+    // Set once the lease is taken (below): the stream counts against its user on every replica.
+    const held: { lease?: StreamLease } = {};
     let released = false;
     const release = () => {
       if (released) return;
       released = true;
       open.delete(client);
-      deps.metrics.streams.dec();
-      const n = (perUser.get(userId) ?? 1) - 1;
-      if (n <= 0) perUser.delete(userId);
-      else perUser.set(userId, n);
+      if (held.lease) deps.metrics.streams.dec();
+      held.lease?.release();
     };
 
     // Frames the browser sends before the machine answers wait here, a few at most.
@@ -151,6 +147,24 @@ export function createStreamGateway(deps: StreamGatewayDeps) {
     }, PING_INTERVAL_MS);
     ping.unref();
     client.once('close', () => clearInterval(ping));
+
+    // The user's cap holds across replicas: a lease in Postgres, renewed while the socket is open.
+    const taken = await deps.leases.acquire(userId, () =>
+      end(CLOSE.tryAgainLater, 'your stream lost its place: reconnect', 'lease_lost', false),
+    );
+    if (taken === 'unavailable') {
+      deps.metrics.streamsOpened.inc({ outcome: 'lease_unavailable' });
+      client.close(CLOSE.tryAgainLater, 'cannot count your open streams right now: try again later');
+      return;
+    }
+    if (taken === 'too_many') {
+      deps.metrics.streamsOpened.inc({ outcome: 'too_many' });
+      client.close(CLOSE.tooManyStreams, `at most ${deps.maxPerUser} streams per user`);
+      return;
+    }
+    if (released) return taken.release(); // the browser left while the lease was taken
+    held.lease = taken;
+    deps.metrics.streams.inc();
 
     let origin: string | null;
     try {

@@ -43,7 +43,7 @@ export function childProcesses() {
   };
 }
 
-/** runtime-host.ts bundled the way the Dockerfile bundles machine-runtime/main.ts (packages stay external). */
+/** runtime-host.ts bundled the way machine-runtime/Dockerfile bundles main.ts: one file, its packages inside. */
 export function bundleHost(): string {
   // Inside node_modules, so the bundle's packages resolve from the repository's node_modules.
   const outfile = resolve(__dirname, '..', 'node_modules', '.cache', 'bench-runtime', `host-${process.pid}.js`);
@@ -51,7 +51,7 @@ export function bundleHost(): string {
     entryPoints: [resolve(__dirname, 'runtime-host.ts')],
     bundle: true,
     platform: 'node',
-    packages: 'external',
+    target: 'node20',
     outfile,
     logLevel: 'warning',
   });

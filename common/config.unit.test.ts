@@ -30,8 +30,8 @@ describe('environment configuration', () => {
         'SUPABASE_JWT_SECRET',
         'TEMPORAL_ADDRESS',
       ]);
-      expect(e.message).toContain('DATABASE_URL: must be a postgres or postgresql URL');
-      expect(e.message).toContain('TEMPORAL_ADDRESS: must be host:port');
+      expect(e.message).toContain('DATABASE_URL must be a postgres or postgresql URL');
+      expect(e.message).toContain('TEMPORAL_ADDRESS must be host:port');
     }
   });
 

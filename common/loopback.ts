@@ -11,3 +11,14 @@ export function isLoopbackUrl(url: string): boolean {
   }
   return host === 'localhost' || host === '[::1]' || host === '::1' || /^127(\.\d{1,3}){3}$/.test(host);
 }
+
+/** Whether a URL points at a local stand-in: this host, or a single-label host (a compose service such as `fly-local`). */
+export function isLocalServiceUrl(url: string): boolean {
+  if (isLoopbackUrl(url)) return true;
+  try {
+    const host = new URL(url).hostname;
+    return !host.includes('.') && !host.includes(':');
+  } catch {
+    return false;
+  }
+}

@@ -1,4 +1,4 @@
-import { isLoopbackUrl } from '../common/loopback';
+import { isLocalServiceUrl } from '../common/loopback';
 import type { components } from './fly-api';
 
 /** A Fly machine as the Machines API describes it (types from Fly's OpenAPI spec), and where it listens. */
@@ -20,14 +20,7 @@ export const isGone = (machine: Pick<Machine, 'state'>) => GONE_STATES.has(machi
 export const FLY_LOCAL_PORT_METADATA_KEY = 'fly_local_port';
 
 /** Whether a Machines API URL is fly-local's: loopback, or a single-label host (a compose service). */
-export function isFlyLocalUrl(url: string): boolean {
-  if (isLoopbackUrl(url)) return true;
-  try {
-    return !new URL(url).hostname.includes('.') && !new URL(url).hostname.includes(':');
-  } catch {
-    return false;
-  }
-}
+export const isFlyLocalUrl = isLocalServiceUrl;
 
 /**
  * Where a machine's service listens. On Fly: `[private_ip]:internalPort` over 6PN. Under fly-local every

@@ -1,7 +1,16 @@
 import type { Logger } from 'pino';
+import { createLogger, type LoggerOptions } from '../common/log';
 
 /** The slice of pino the runtime uses, so tests can pass `pino({ level: 'silent' })`. */
 export type Log = Pick<Logger, 'debug' | 'info' | 'warn' | 'error'>;
+
+/**
+ * The runtime's logger: the JSON shape of the API and the worker (common/log.ts: `service`, ISO `time`,
+ * level names, credentials redacted), with the machine's user on every line.
+ */
+export function createRuntimeLogger(opts: { level: LoggerOptions['level']; userId: string }): Logger {
+  return createLogger({ service: 'machine-runtime', level: opts.level, base: { userId: opts.userId } });
+}
 
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms).unref());
 

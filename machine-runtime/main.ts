@@ -1,9 +1,9 @@
-import pino from 'pino';
 import { ConfigError } from '../common/config';
 import { openUserStore } from '../store/user-store';
 import type { UserStore } from '../store/types';
 import { startMachineRuntime, type MachineRuntime } from './app';
 import { loadConfig } from './config';
+import { createRuntimeLogger } from './log';
 import { createMetrics } from './metrics';
 
 /**
@@ -21,7 +21,7 @@ async function main(): Promise<void> {
     }
     throw err;
   }
-  const log = pino({ level: config.LOG_LEVEL, base: { service: 'machine-runtime', userId: config.USER_ID } });
+  const log = createRuntimeLogger({ level: config.LOG_LEVEL, userId: config.USER_ID });
 
   // The store is built before the runtime but reads the token the runtime holds (renewals included).
   const ref: { runtime?: MachineRuntime } = {};

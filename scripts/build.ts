@@ -4,6 +4,7 @@ import { dirname, join, resolve } from 'node:path';
 import { bundleWorkflowCode } from '@temporalio/worker';
 import { build } from 'esbuild';
 import { dashboardBuildOptions } from '../api/dashboard/bundle';
+import { workflowInterceptorModules } from '../worker/tracing';
 
 /*
  * `npm run build`: everything the images run, in dist/ (the repository's layout, so paths relative to
@@ -42,7 +43,11 @@ async function main() {
 
   const workflows = join(dist, 'workflow-bundle.js');
   const quiet = { info() {}, debug() {}, trace() {}, log() {}, warn: console.warn, error: console.error };
-  const { code } = await bundleWorkflowCode({ workflowsPath: require.resolve('../workflows'), logger: quiet });
+  const { code } = await bundleWorkflowCode({
+    workflowsPath: require.resolve('../workflows'),
+    workflowInterceptorModules, // OpenTelemetry's, used when OTEL_EXPORTER_OTLP_ENDPOINT is set (worker/tracing.ts)
+    logger: quiet,
+  });
   mkdirSync(dirname(workflows), { recursive: true });
   writeFileSync(workflows, code);
   say('bundled the workflow code', workflows);

@@ -4,6 +4,8 @@ import { startPgliteProcess } from '../test/pglite';
 import { migrate } from './migrate';
 
 const tables = [
+  'api_rate_counters',
+  'api_stream_leases',
   'billing_accounts',
   'cloud_machines',
   'machine_events',
@@ -70,7 +72,49 @@ describe('npm run db:migrate', () => {
       const results = await Promise.all(clients.map((c) => migrate(c)));
       await Promise.all(clients.map((c) => c.end()));
       // One applies them all, the other finds nothing left to do.
-      expect(results.map((r) => r.applied.length).sort()).toEqual([0, 4]);
+      expect(results.map((r) => r.applied.length).sort()).toEqual([0, 5]);
+    } finally {
+      await db.drop();
+    }
+  });
+
+  test('the screener app’s own profiles table keeps its security: RLS, policies and grants as the app set them', async () => {
+    const db = await createTestDatabase();
+    try {
+      await db.pool.query('drop schema public cascade; create schema public; drop schema supabase_migrations cascade');
+      // The app's table, as a Supabase project has it before this project's migrations: its own policy, broad grants.
+      await db.pool.query(`
+        create table public.profiles (
+          id uuid primary key references auth.users (id) on delete cascade,
+          subscription_tier text not null default 'free',
+          display_name text
+        );
+        alter table public.profiles enable row level security;
+        create policy app_update_own on public.profiles for update to authenticated using (id = auth.uid());
+        grant select, insert, update, delete on public.profiles to anon, authenticated;`);
+      const client = new pg.Client({ connectionString: db.url });
+      await client.connect();
+      try {
+        await migrate(client);
+      } finally {
+        await client.end();
+      }
+      const can = async (role: string, privilege: string) =>
+        (
+          await db.pool.query<{ ok: boolean }>(`select has_table_privilege($1, 'public.profiles', $2) as ok`, [
+            role,
+            privilege,
+          ])
+        ).rows[0]!.ok;
+      for (const privilege of ['SELECT', 'INSERT', 'UPDATE', 'DELETE']) {
+        expect(await can('authenticated', privilege)).toBe(true);
+        expect(await can('anon', privilege)).toBe(true);
+      }
+      const { rows: policies } = await db.pool.query<{ policyname: string }>(
+        `select policyname from pg_policies where schemaname = 'public' and tablename = 'profiles' order by 1`,
+      );
+      // The app's policy stays, and no policy of ours is added to its table.
+      expect(policies.map((p) => p.policyname)).toEqual(['app_update_own']);
     } finally {
       await db.drop();
     }

@@ -2,6 +2,7 @@ import pg from 'pg';
 import type {
   BillingEventOutcome,
   NewTradeSignal,
+  RateHit,
   ServiceStore,
   SubscriptionTier,
   UserStore,
@@ -99,6 +100,40 @@ export function createPostgresStore(
     async listBillingFacts(userIds) {
       const { rows } = await pool.query('select user_id, facts from public.billing_facts_many($1::uuid[])', [userIds]);
       return new Map(rows.map((r: Row) => [r.user_id as string, toBillingFacts(r.facts)]));
+    },
+    async rateHit({ key, windowMs, max }) {
+      const hit = await one(
+        'select allowed, remaining, reset_at from public.api_rate_hit($1, $2, $3)',
+        [key, Math.round(windowMs), max],
+        (r): RateHit => ({
+          allowed: r.allowed as boolean,
+          remaining: r.remaining as number,
+          resetAt: new Date(r.reset_at as Date | string),
+        }),
+      );
+      if (!hit) throw new Error('api_rate_hit returned no row');
+      return hit;
+    },
+    async acquireStreamLease({ userId, leaseId, max, ttlMs }) {
+      const outcome = await one(
+        'select acquired, active from public.stream_lease_acquire($1, $2, $3, $4)',
+        [userId, leaseId, max, Math.round(ttlMs)],
+        (r) => ({ acquired: r.acquired as boolean, active: r.active as number }),
+      );
+      if (!outcome) throw new Error('stream_lease_acquire returned no row');
+      return outcome;
+    },
+    async renewStreamLease({ leaseId, ttlMs }) {
+      const live = await one(
+        'select public.stream_lease_renew($1, $2) as live',
+        [leaseId, Math.round(ttlMs)],
+        (r) => r.live as boolean,
+      );
+      return live === true;
+    },
+    async releaseStreamLease(leaseId) {
+      const was = await one('select public.stream_lease_release($1) as was', [leaseId], (r) => r.was as boolean);
+      return was === true;
     },
     asUser(userId) {
       return createPostgresUserStore(pool, userId);

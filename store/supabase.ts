@@ -97,6 +97,41 @@ export function createSupabaseStore(opts: { url: string; serviceKey: string; fet
       const rows = check('billing_facts_many', await db.rpc('billing_facts_many', { p_user_ids: userIds })) as Row[];
       return new Map((rows ?? []).map((r) => [r.user_id as string, toBillingFacts(r.facts)]));
     },
+    async rateHit({ key, windowMs, max }) {
+      const r = check(
+        'api_rate_hit',
+        await db.rpc('api_rate_hit', { p_key: key, p_window_ms: Math.round(windowMs), p_max: max }).single(),
+      ) as Row;
+      return {
+        allowed: r.allowed as boolean,
+        remaining: r.remaining as number,
+        resetAt: new Date(r.reset_at as string),
+      };
+    },
+    async acquireStreamLease({ userId, leaseId, max, ttlMs }) {
+      const r = check(
+        'stream_lease_acquire',
+        await db
+          .rpc('stream_lease_acquire', {
+            p_user_id: userId,
+            p_lease_id: leaseId,
+            p_max: max,
+            p_ttl_ms: Math.round(ttlMs),
+          })
+          .single(),
+      ) as Row;
+      return { acquired: r.acquired as boolean, active: r.active as number };
+    },
+    async renewStreamLease({ leaseId, ttlMs }) {
+      const live = check(
+        'stream_lease_renew',
+        await db.rpc('stream_lease_renew', { p_lease_id: leaseId, p_ttl_ms: Math.round(ttlMs) }),
+      );
+      return live === true;
+    },
+    async releaseStreamLease(leaseId) {
+      return check('stream_lease_release', await db.rpc('stream_lease_release', { p_lease_id: leaseId })) === true;
+    },
     async close() {
       await db.removeAllChannels();
     },

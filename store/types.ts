@@ -82,6 +82,20 @@ export interface BillingEventOutcome {
   detail: string;
 }
 
+/** One hit on a shared rate-limit counter (`api_rate_hit`): within the budget or not, and when the window ends. */
+export interface RateHit {
+  allowed: boolean;
+  /** Hits left in this window (0 once over). */
+  remaining: number;
+  resetAt: Date;
+}
+
+/** `stream_lease_acquire`: whether the lease was taken, and how many live leases the user holds now. */
+export interface StreamLeaseOutcome {
+  acquired: boolean;
+  active: number;
+}
+
 export interface Trader {
   id: string;
   userId: string;
@@ -136,5 +150,18 @@ export interface ServiceStore {
   getBillingFacts(userId: string): Promise<BillingFacts>;
   /** The same for many users in one round trip, keyed by user id. */
   listBillingFacts(userIds: string[]): Promise<Map<string, BillingFacts>>;
+  /** Counts one hit on `key` in a fixed window of `windowMs` (opened by its first hit), atomically for every replica. */
+  rateHit(hit: { key: string; windowMs: number; max: number }): Promise<RateHit>;
+  /** Takes a lease for one more open stream of the user, if fewer than `max` live ones exist; it lives `ttlMs`. */
+  acquireStreamLease(lease: {
+    userId: string;
+    leaseId: string;
+    max: number;
+    ttlMs: number;
+  }): Promise<StreamLeaseOutcome>;
+  /** Extends a live lease to `ttlMs` from now; false when it has expired or is gone. */
+  renewStreamLease(lease: { leaseId: string; ttlMs: number }): Promise<boolean>;
+  /** Gives a lease back (idempotent); true if it was still there. */
+  releaseStreamLease(leaseId: string): Promise<boolean>;
   close(): Promise<void>;
 }

@@ -1,5 +1,7 @@
 import { z } from 'zod';
-import { ConfigError, contractEnv, flyApiEnv, parseEnv, temporalEnv } from '../common/config';
+import { contractEnv, DEV_FLY_TOKEN, flyApiEnv, parseEnv, temporalEnv } from '../common/config';
+import { flyIssues, machineStoreIssues, refuse, storeIssues } from '../common/config-checks';
+import { logLevels } from '../common/log';
 import { durationSchema } from '../workflows/schemas';
 
 /** The worker's environment: the contract's variables plus a few worker knobs, validated at start-up. */
@@ -36,22 +38,54 @@ export const workerEnvShape = {
     .transform((v) => v === 'true' || v === '1'),
   RECONCILE_INTERVAL: durationSchema.default('5 minutes'),
   RECONCILE_MIN_MACHINE_AGE: durationSchema.default('10 minutes'),
+  /**
+   * imageRollout at worker start (worker/rollout-start.ts): when running machines run another image than
+   * FLY_MACHINE_IMAGE, start (or join) the rollout to it; machines updated at once.
+   */
+  ROLLOUT_ENABLED: z
+    .enum(['true', 'false', '1', '0'])
+    .default('true')
+    .transform((v) => v === 'true' || v === '1'),
+  ROLLOUT_BATCH_SIZE: z.coerce.number().int().min(1).max(20).default(3),
   /** Upper bound on a machine's user token; each one lives about two renewal intervals (common/machine-token.ts). */
   CREDENTIAL_TTL_SECONDS: z.coerce.number().int().min(300).optional(),
+  /** The worker's log level (SDK, workflow and activity logs alike); any case, `WARN` = `warn`. */
+  LOG_LEVEL: z.preprocess(
+    (v) => (typeof v === 'string' ? v.trim().toLowerCase() : v),
+    z.enum(logLevels, { message: `must be one of ${logLevels.join(', ')}` }).default('info'),
+  ),
+  /** Prometheus endpoint of the SDK's and our metrics (`/metrics` on it), as host:port; `off` for none. */
+  WORKER_METRICS_ADDRESS: z
+    .string()
+    .regex(/^(off|\[?[^\s/]*\]?:\d{1,5})$/, 'must be host:port (e.g. 0.0.0.0:9464) or off')
+    .default('0.0.0.0:9464'),
+  /** Port of the worker's `GET /healthz` (and `/metrics`, proxied); 0 = no health server. */
+  WORKER_HEALTH_PORT: z.coerce.number().int().min(0).max(65535).default(8081),
+  /** Worker Versioning: the Worker Deployment this worker joins (worker/versioning.ts); unset = unversioned. */
+  WORKER_DEPLOYMENT_NAME: z.string().min(1).optional(),
+  /** This build's version in that deployment: the git commit (the image build sets GIT_COMMIT). */
+  WORKER_BUILD_ID: z.string().min(1).optional(),
+  /** How often the worker counts machines by state from the store (`cloud_execution_machines`); 0 = never. */
+  WORKER_MACHINES_GAUGE_SECONDS: z.coerce.number().int().min(0).default(60),
 };
 export type WorkerConfig = z.infer<z.ZodObject<typeof workerEnvShape>>;
 
 export function loadWorkerConfig(env: Record<string, string | undefined> = process.env): WorkerConfig {
-  const config = parseEnv(workerEnvShape, env);
-  // Machines must reach their store somehow, and never with a database credential.
-  if (!(config.SUPABASE_URL && config.SUPABASE_ANON_KEY) && !config.MACHINE_API_URL)
-    throw new ConfigError([
-      {
-        variable: 'MACHINE_API_URL',
-        message:
-          'machines need a store: set MACHINE_API_URL (the API as machines reach it), or SUPABASE_URL with SUPABASE_ANON_KEY',
-      },
-    ]);
+  const config = parseEnv(workerEnvShape, { ...env, WORKER_BUILD_ID: env.WORKER_BUILD_ID || env.GIT_COMMIT });
+  // A store for the control plane, one for the machines (never a database credential), a real Fly token.
+  refuse([
+    ...storeIssues(env),
+    ...machineStoreIssues(env),
+    ...flyIssues(env, DEV_FLY_TOKEN),
+    ...(config.WORKER_DEPLOYMENT_NAME && !config.WORKER_BUILD_ID
+      ? [
+          {
+            variable: 'WORKER_BUILD_ID',
+            message: 'is required with WORKER_DEPLOYMENT_NAME: the git commit of this build',
+          },
+        ]
+      : []),
+  ]);
   return config;
 }
 

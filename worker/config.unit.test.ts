@@ -36,7 +36,7 @@ describe('what a machine is given (worker/config.ts runtimeEnvFor)', () => {
       MACHINE_API_URL: 'http://127.0.0.1:3000',
     });
     expect(() => loadWorkerConfig({ ...base, DATABASE_URL: 'postgres://owner:pw@127.0.0.1:5432/db' })).toThrow(
-      /MACHINE_API_URL: machines need a store/,
+      /MACHINE_API_URL is required without Supabase/,
     );
   });
 });

@@ -50,6 +50,11 @@ export async function createMachineWorker(opts: {
   stickyQueueScheduleToStartTimeout?: WorkerOptions['stickyQueueScheduleToStartTimeout'];
   workflowBundlePath?: string;
   workflowBundle?: WorkerOptions['workflowBundle'];
+  /** Tracing (worker/tracing.ts): a prebuilt bundle already holds its workflow interceptor modules. */
+  interceptors?: WorkerOptions['interceptors'];
+  sinks?: WorkerOptions['sinks'];
+  /** Worker Versioning (worker/versioning.ts); unset, the worker is unversioned. */
+  workerDeploymentOptions?: WorkerOptions['workerDeploymentOptions'];
 }) {
   const bundle = opts.workflowBundle ?? (opts.workflowBundlePath ? { codePath: opts.workflowBundlePath } : undefined);
   return Worker.create({
@@ -58,6 +63,9 @@ export async function createMachineWorker(opts: {
     taskQueue: opts.taskQueue ?? TASK_QUEUE,
     activities: opts.activities,
     ...(bundle ? { workflowBundle: bundle } : { workflowsPath }),
+    interceptors: bundle ? { ...opts.interceptors, workflowModules: undefined } : opts.interceptors,
+    sinks: opts.sinks,
+    workerDeploymentOptions: opts.workerDeploymentOptions,
     // Explicit: each cached workflow costs memory; the fleet benchmark measures the trade-off.
     maxCachedWorkflows: opts.maxCachedWorkflows ?? 1000,
     maxConcurrentActivityTaskExecutions: opts.maxConcurrentActivityTaskExecutions ?? 200,

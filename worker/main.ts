@@ -1,58 +1,104 @@
-import { Client, Connection } from '@temporalio/client';
-import { DefaultLogger, NativeConnection, Runtime, makeTelemetryFilterString } from '@temporalio/worker';
+import { Client } from '@temporalio/client';
+import { NativeConnection, type Worker } from '@temporalio/worker';
 import { ConfigError } from '../common/config';
+import { createLogger } from '../common/log';
+import { loadTracingConfig, startTracing, tracingClientInterceptors } from '../common/tracing';
 import { loadWorkerConfig } from './config';
-import { temporalConnectionOptions } from '../common/temporal-connection';
+import { checkSearchAttributes, MissingSearchAttributesError } from '../common/search-attribute-check';
+import { temporalConnectionOptions, temporalNamespace } from '../common/temporal-connection';
 import { activitiesFromConfig, createMachineWorker } from './create-worker';
+import { startHealthServer } from './health-server';
 import { durationSeconds, ensureReconcileSchedule } from './reconcile-schedule';
+import { startImageRolloutAtStartup } from './rollout-start';
+import { installWorkerTelemetry, startMachinesGauge } from './telemetry';
+import { workerTracingOptions } from './tracing';
+import { workerDeploymentOptions } from './versioning';
 
 /** `npm run worker`: the Temporal worker process for the `machines` task queue. */
 async function main() {
   const config = loadWorkerConfig();
-  // One logger for the SDK, workflows (through `log`) and activities.
-  Runtime.install({
-    logger: new DefaultLogger((process.env.LOG_LEVEL as 'INFO' | undefined) ?? 'INFO'),
-    telemetryOptions: { logging: { filter: makeTelemetryFilterString({ core: 'WARN' }) } },
-  });
+  const tracingConfig = loadTracingConfig();
+  // One pino logger for the SDK, workflows (through `log`), activities and core; one Prometheus endpoint.
+  const { log, metricsAddress } = installWorkerTelemetry(config);
+  const tracing = startTracing({ service: 'worker', config: tracingConfig });
+  const created: { worker?: Worker } = {};
+  const health = config.WORKER_HEALTH_PORT
+    ? await startHealthServer({
+        port: config.WORKER_HEALTH_PORT,
+        taskQueue: config.TEMPORAL_TASK_QUEUE,
+        state: () => created.worker?.getState() ?? 'STARTING',
+        metricsAddress,
+        log,
+      }).catch((err: unknown) => {
+        // Like a taken metrics address: logged, and the worker goes on keeping the fleet renewed.
+        log.error({ err, port: config.WORKER_HEALTH_PORT }, 'health server not started (WORKER_HEALTH_PORT)');
+        return undefined;
+      })
+    : undefined;
+
+  // One connection for the worker and the client its activities use (reconcile, rollout).
   const connection = await NativeConnection.connect(temporalConnectionOptions(config));
-  // reconcileFleet's activities list workflows and signal them: they need a Temporal client.
-  const clientConnection = await Connection.connect(temporalConnectionOptions(config));
-  const client = new Client({ connection: clientConnection, namespace: config.TEMPORAL_NAMESPACE });
+  const namespace = temporalNamespace(config);
+  // The five search attributes every machine workflow writes: missing ones stop start-up with the commands.
+  if ((await checkSearchAttributes(connection, namespace)) === 'unverified')
+    log.warn({ namespace }, 'could not list the namespace’s search attributes (no permission?): not checked');
+  const client = new Client({ connection, namespace, interceptors: tracingClientInterceptors(tracing) });
   const { store, activities } = activitiesFromConfig(config, { client });
-  const worker = await createMachineWorker({
+  const worker = (created.worker = await createMachineWorker({
     connection,
-    namespace: config.TEMPORAL_NAMESPACE,
+    namespace,
     taskQueue: config.TEMPORAL_TASK_QUEUE,
+    workerDeploymentOptions: workerDeploymentOptions(config),
     activities,
     maxCachedWorkflows: config.WORKER_MAX_CACHED_WORKFLOWS,
     maxConcurrentActivityTaskExecutions: config.WORKER_MAX_CONCURRENT_ACTIVITIES,
     stickyQueueScheduleToStartTimeout: config.WORKER_STICKY_QUEUE_TIMEOUT,
     workflowBundlePath: config.WORKFLOW_BUNDLE_PATH,
-  });
-  Runtime.instance().logger.info('worker started', {
-    taskQueue: worker.options.taskQueue,
-    namespace: config.TEMPORAL_NAMESPACE,
-    temporal: config.TEMPORAL_ADDRESS,
-  });
+    ...workerTracingOptions(tracing, { prebuiltBundle: !!config.WORKFLOW_BUNDLE_PATH }),
+  }));
+  const stopGauge = startMachinesGauge({ store, everySeconds: config.WORKER_MACHINES_GAUGE_SECONDS, log });
+  log.info(
+    {
+      taskQueue: worker.options.taskQueue,
+      namespace,
+      temporal: config.TEMPORAL_ADDRESS,
+      version: config.WORKER_DEPLOYMENT_NAME
+        ? `${config.WORKER_DEPLOYMENT_NAME}@${config.WORKER_BUILD_ID}`
+        : 'unversioned',
+      metrics: metricsAddress ? `http://${metricsAddress}/metrics` : 'off',
+      health: health ? `:${health.port}/healthz` : 'off',
+      tracing: tracing ? tracing.serviceName : 'off',
+    },
+    'worker started',
+  );
   if (config.RECONCILE_ENABLED) {
     const schedule = await ensureReconcileSchedule(client, {
       taskQueue: config.TEMPORAL_TASK_QUEUE,
       interval: config.RECONCILE_INTERVAL,
       minMachineAgeSeconds: durationSeconds(config.RECONCILE_MIN_MACHINE_AGE),
     });
-    Runtime.instance().logger.info(`reconcile schedule ${schedule.created ? 'created' : 'up to date'}`, {
-      scheduleId: schedule.scheduleId,
-      every: config.RECONCILE_INTERVAL,
-    });
+    log.info(
+      { scheduleId: schedule.scheduleId, every: config.RECONCILE_INTERVAL },
+      `reconcile schedule ${schedule.created ? 'created' : 'up to date'}`,
+    );
   }
+  await startImageRolloutAtStartup(client, config, log); // running machines on another image: roll it out
   // The SDK shuts the worker down gracefully on SIGINT/SIGTERM; run() resolves once in-flight tasks finish.
-  await worker.run();
+  // Meanwhile /healthz answers 503 (stopping, draining), and stops answering once the process is done.
+  try {
+    await worker.run();
+  } finally {
+    stopGauge();
+    await health?.close();
+  }
+  log.info('worker stopped');
+  await tracing?.shutdown();
   await store.close();
-  await clientConnection.close();
   await connection.close();
 }
 
 main().catch((err: unknown) => {
-  console.error(err instanceof ConfigError ? err.message : err);
+  if (err instanceof ConfigError || err instanceof MissingSearchAttributesError) console.error(err.message);
+  else createLogger({ service: 'worker' }).fatal({ err }, 'worker failed');
   process.exit(1);
 });

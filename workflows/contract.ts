@@ -111,6 +111,11 @@ export interface CarriedState {
    * its start, on each billing signal and at each renewal (billing is the user's, in billing_accounts).
    */
   entitlement?: Entitlement;
+  /**
+   * The image the machine runs, as this workflow last set it (created, restarted, rolled out or rolled
+   * back). Restarts and replacements use it; absent (older runs), the worker's FLY_MACHINE_IMAGE.
+   */
+  image?: string;
   renewals: number;
   run: number;
 }
@@ -155,3 +160,101 @@ export const billingChangedSignal = defineSignal<[{ reason: string }]>('billingC
 export const statusQuery = defineQuery<MachineStatus>('status');
 /** An update, for callers that want to wait until the machine is really stopped. */
 export const stopUpdate = defineUpdate<MachineStatus, [StopRequest]>('stop');
+
+export interface RollImageRequest {
+  /** The runtime image to move the machine to. */
+  image: string;
+}
+export interface RollImageResult {
+  /**
+   * `updated`: healthy on the new image; `rolled_back`: the new image failed, healthy again on the previous
+   * one; `failed`: the previous image did not come back either (self-heal took over); `skipped`: nothing done.
+   */
+  outcome: 'updated' | 'rolled_back' | 'failed' | 'skipped';
+  detail: string;
+  /** The image the machine runs afterwards, when the workflow knows it. */
+  image: string | null;
+}
+/**
+ * An update, from imageRollout: the workflow owns its machine, so only it may change the machine's image. It
+ * runs between renewals (never beside one or a self-heal), only while running, and answers how it went.
+ */
+export const rollImageUpdate = defineUpdate<RollImageResult, [RollImageRequest]>('rollImage');
+
+// --- imageRollout: moves running machines to a new runtime image, a few at a time ------------------------
+
+export const IMAGE_ROLLOUT_WORKFLOW_TYPE = 'imageRollout';
+/** One rollout per image: a second start (USE_EXISTING) joins the first. */
+export const imageRolloutWorkflowId = (image: string) =>
+  `image-rollout-${image.replace(/[^A-Za-z0-9._-]+/g, '-').slice(0, 200)}`;
+export const ROLLOUT_DEFAULTS = { batchSize: 3, maxFailures: 1 };
+
+export interface ImageRolloutRequest {
+  image: string;
+  /** Machines updated at once (Fly allows about 1 request/s per action per machine; 3 is gentle). */
+  batchSize?: number;
+  /** Failed machines (rolled back or worse) after which the rollout pauses itself. */
+  maxFailures?: number;
+}
+export type ImageRolloutInput = ImageRolloutRequest & {
+  /** Progress carried across continue-as-new; absent on the first run. */
+  carried?: RolloutState;
+};
+
+/** A machine workflow the rollout moves, as its listing saw it. */
+export interface RolloutMachine {
+  workflowId: string;
+  userId: string;
+  /** From the status query (null: it did not answer; the workflow decides when asked). */
+  state: string | null;
+  machineId: string | null;
+  /** Fly's config.image of the machine (null: no such machine in the listing). */
+  image: string | null;
+}
+export interface RolloutFailure {
+  workflowId: string;
+  machineId: string | null;
+  outcome: RollImageResult['outcome'];
+  detail: string;
+}
+/** The rollout's progress: all it carries, and what its status query and result are made of. */
+export interface RolloutState {
+  image: string;
+  batchSize: number;
+  maxFailures: number;
+  total: number;
+  updated: number;
+  rolledBack: number;
+  /** Machines whose previous image did not come back healthy either (self-heal took over). */
+  failed: number;
+  skipped: number;
+  /** Machines still to update, in order. */
+  pending: RolloutMachine[];
+  /** The latest failures (bounded). */
+  failures: RolloutFailure[];
+  paused: boolean;
+  pausedBy: 'failures' | 'operator' | null;
+  /** Failures counted when last resumed: the pause rule counts only those since. */
+  failuresAtResume: number;
+}
+/** The `rolloutStatus` query's answer, and the rollout's final result (the report). */
+export interface RolloutStatus {
+  image: string;
+  total: number;
+  updated: number;
+  rolledBack: number;
+  failed: number;
+  skipped: number;
+  pending: number;
+  paused: boolean;
+  pausedBy: 'failures' | 'operator' | null;
+  done: boolean;
+  failures: RolloutFailure[];
+}
+
+/** A signal: an operator holds the rollout after the batch in flight (machines mid-update finish first). */
+export const pauseRolloutSignal = defineSignal<[]>('pauseRollout');
+/** A signal: go on after a pause (by an operator or by failures); the failure budget starts again. */
+export const resumeRolloutSignal = defineSignal<[]>('resumeRollout');
+/** A query: progress so far, the same shape as the final report. */
+export const rolloutStatusQuery = defineQuery<RolloutStatus>('rolloutStatus');

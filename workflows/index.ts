@@ -1,2 +1,3 @@
+export { imageRollout } from './image-rollout';
 export { machineLifecycle } from './machine-lifecycle';
 export { reconcileFleet } from './reconcile-fleet';

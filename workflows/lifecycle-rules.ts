@@ -1,6 +1,6 @@
 import { entitlement, instant, type BillingFacts, type Entitlement } from '../common/entitlement';
 import type { SignalledBillingEvent } from '../activities/store-activities';
-import type { StopRequest } from './contract';
+import type { MachineState, StopRequest } from './contract';
 
 /**
  * The decisions of `machineLifecycle`, as pure functions: what a message does, when to wake, what to
@@ -26,9 +26,17 @@ export interface Inbox {
   recheck: boolean;
   /** reconcileFleet found the machine gone: renew now instead of at the timer. */
   renewNow: boolean;
+  /** rollImage updates waiting for the loop, oldest first (each answered when carried out). */
+  rolls: RollRequest[];
 }
 
-export const emptyInbox = (): Inbox => ({ billing: [], recheck: false, renewNow: false });
+/** A rollImage update as the loop sees it: `id` pairs it with the handler waiting for the answer. */
+export interface RollRequest {
+  id: number;
+  image: string;
+}
+
+export const emptyInbox = (): Inbox => ({ billing: [], recheck: false, renewNow: false, rolls: [] });
 
 // --- what a message does ------------------------------------------------------------------------------
 
@@ -46,6 +54,29 @@ export function onBillingEvent(inbox: Inbox, e: SignalledBillingEvent): Inbox {
 /** Only about the machine this run owns, and only while running: a restart in progress already handles it. */
 export function onMachineVanished(inbox: Inbox, vanishedId: string, own: { machineId?: string; state: string }): Inbox {
   return vanishedId === own.machineId && own.state === 'running' ? { ...inbox, renewNow: true } : inbox;
+}
+
+/** A rollImage update waits its turn in the loop: never beside a renewal, a self-heal or a billing read. */
+export const onRollImage = (inbox: Inbox, req: RollRequest): Inbox => ({ ...inbox, rolls: [...inbox.rolls, req] });
+
+export type RollDecision = { kind: 'roll' } | { kind: 'wait' } | { kind: 'skip'; detail: string };
+
+/**
+ * What a rollImage update for `image` means now. At receipt: `skip` is answered at once, `wait` and `roll`
+ * queue it (a machine still provisioning or self-healing gets its turn once running). At its turn in the
+ * loop only `roll` runs; `wait` there means it is not running after all, and is answered as skipped.
+ */
+export function rollImageDecision(
+  own: { state: MachineState; image?: string; machineId?: string },
+  image: string,
+  ending: boolean,
+): RollDecision {
+  if (ending) return { kind: 'skip', detail: 'the workflow is ending' };
+  if (own.state === 'stopping' || own.state === 'stopped' || own.state === 'error')
+    return { kind: 'skip', detail: `not running (${own.state})` };
+  if (own.image === image) return { kind: 'skip', detail: `already on ${image}` };
+  if (own.state !== 'running' || !own.machineId) return { kind: 'wait' };
+  return { kind: 'roll' };
 }
 
 // --- when to wake, what to do next ---------------------------------------------------------------------
@@ -70,6 +101,7 @@ export type Step =
   | { kind: 'stop'; decision: StopDecision }
   | { kind: 'readBilling' }
   | { kind: 'renew' }
+  | { kind: 'rollImage' }
   | { kind: 'continueAsNew' }
   | { kind: 'wait'; untilMs: number };
 
@@ -93,6 +125,8 @@ export function nextStep(
   if (inbox.stop) return { kind: 'stop', decision: { reason: inbox.stop.reason, final: 'stopped' } };
   if (!run.billingRead || inbox.billing.length > 0 || inbox.recheck) return { kind: 'readBilling' };
   if (c.graceEndsAt && c.now >= instant(c.graceEndsAt)) return { kind: 'readBilling' };
+  // Before continue-as-new: an accepted update must be answered by the run that accepted it.
+  if (inbox.rolls.length > 0) return { kind: 'rollImage' };
   if (run.continueAsNewSuggested) return { kind: 'continueAsNew' };
   if (run.renewedThisRun > 0 && run.renewals % run.continueAsNewEvery === 0) return { kind: 'continueAsNew' };
   if (inbox.renewNow || c.now >= instant(c.lastRenewedAt) + c.renewalIntervalMs) return { kind: 'renew' };
@@ -101,7 +135,12 @@ export function nextStep(
 
 /** Whether a message arrived that the loop must act on before its timer. */
 export const hasNews = (inbox: Inbox, continueAsNewSuggested: boolean) =>
-  !!inbox.stop || inbox.billing.length > 0 || inbox.recheck || inbox.renewNow || continueAsNewSuggested;
+  !!inbox.stop ||
+  inbox.billing.length > 0 ||
+  inbox.recheck ||
+  inbox.renewNow ||
+  inbox.rolls.length > 0 ||
+  continueAsNewSuggested;
 
 // --- what billing means ----------------------------------------------------------------------------------
 

@@ -1,9 +1,17 @@
 import { ApplicationFailure, isCancellation, log, uuid4 } from '@temporalio/workflow';
 import type { HealthReport } from '../activities/health-activities';
 import { activityRunner } from './lifecycle-activities';
-import { billingVerdict, provisionVerdict, repairFor, type Inbox, type StopDecision } from './lifecycle-rules';
+import {
+  billingVerdict,
+  provisionVerdict,
+  repairFor,
+  rollImageDecision,
+  type Inbox,
+  type StopDecision,
+} from './lifecycle-rules';
+import { healCause, lifecycleMetrics } from './lifecycle-metrics';
 import { createPublisher } from './lifecycle-status';
-import type { CarriedState, CpuPriority, LifecycleSettings, MachineState } from './contract';
+import type { CarriedState, CpuPriority, LifecycleSettings, MachineState, RollImageResult } from './contract';
 
 const MAX_TIMELINE = 20;
 
@@ -34,14 +42,20 @@ export function lifecycleSteps(ctx: RunContext) {
   const now = () => new Date(Date.now()).toISOString();
 
   /** Every transition: workflow state, search attributes, details, and the row + audit event. */
-  async function transition(state: MachineState, reason?: string, extra: { errorMessage?: string } = {}) {
+  async function transition(
+    state: MachineState,
+    reason?: string,
+    extra: { errorMessage?: string; details?: Record<string, unknown> } = {},
+  ) {
     const s = ctx.s;
+    if (state !== s.state || s.recent.length === 0) lifecycleMetrics.entered(state);
     if (state !== s.state) s.since = now();
     Object.assign(s, { state, reason, recent: [...s.recent, { at: now(), state, reason }].slice(-MAX_TIMELINE) });
     publish(s, ctx.region);
     await run('store', 'recordTransition', `record ${state}${reason ? `: ${reason}` : ''}`, {
       ...{ userId, status: state, reason, workflowId, machineId: s.machineId, region: ctx.region, cpuPriority },
       ...{ errorMessage: extra.errorMessage, lastHealthyAt: s.lastHealthyAt, transitionId: uuid4() },
+      ...(extra.details ? { details: extra.details } : {}),
     });
   }
 
@@ -71,11 +85,17 @@ export function lifecycleSteps(ctx: RunContext) {
     }
   }
 
-  const ensureMachine = (summary: string) =>
-    run('fly', 'ensureFlyMachine', summary, {
-      ...{ userId, workflowId, cpuPriority, credentialTtlSeconds },
+  /** The image this workflow's machine runs (kept across continue-as-new); absent, the worker's own. */
+  const carriedImage = () => (ctx.s.image ? { image: ctx.s.image } : {});
+
+  const ensureMachine = async (summary: string) => {
+    const machine = await run('fly', 'ensureFlyMachine', summary, {
+      ...{ userId, workflowId, cpuPriority, credentialTtlSeconds, ...carriedImage() },
       regions: [ctx.region, ...settings.fallbackRegions.filter((r) => r !== ctx.region)],
     });
+    ctx.s.image = machine.image ?? ctx.s.image;
+    return machine;
+  };
 
   /** Entitlement check → create (or adopt) the Fly machine → started → healthy → running. */
   async function provision() {
@@ -83,6 +103,7 @@ export function lifecycleSteps(ctx: RunContext) {
     ctx.s.entitlement = verdict.entitlement;
     ctx.billingRead = true;
     if (verdict.refuse) throw ApplicationFailure.nonRetryable(verdict.refuse, 'NotEntitled');
+    const provisioningSince = Date.now();
     const machine = await alongside(
       transition('provisioning', 'requested'),
       ensureMachine('create or adopt the Fly machine'),
@@ -92,6 +113,7 @@ export function lifecycleSteps(ctx: RunContext) {
     await alongside(transition('starting', `fly machine ${machine.id} ${machine.state}`), startAndCheck());
     ctx.s.lastRenewedAt = now();
     await transition('running', 'healthy');
+    lifecycleMetrics.provisioned((Date.now() - provisioningSince) / 1000);
   }
 
   /** Fly `started`, then the runtime's own health. */
@@ -110,7 +132,10 @@ export function lifecycleSteps(ctx: RunContext) {
   /** Entitlement re-check, then credential renewal and health check side by side, then self-heal. */
   async function renew(): Promise<StopDecision | undefined> {
     const billing = await readBilling('entitlement re-check');
-    if (billing.stop) return billing.stop;
+    if (billing.stop) {
+      lifecycleMetrics.renewed('stopped');
+      return billing.stop;
+    }
     const machineId = ctx.s.machineId!;
     const [, health] = await Promise.all([
       run('probe', 'renewMachineCredentials', 'renew machine credentials', {
@@ -124,12 +149,14 @@ export function lifecycleSteps(ctx: RunContext) {
       run('probe', 'checkRuntimeHealth', 'health check', { machineId }),
     ]);
     ctx.s.lastRenewedAt = now();
-    return heal(health);
+    const stop = await heal(health);
+    lifecycleMetrics.renewed(stop ? 'stopped' : 'ok');
+    return stop;
   }
 
   /** Restart a sick machine (replace a gone one) until healthy or out of attempts. */
   async function heal(health: HealthReport): Promise<StopDecision | undefined> {
-    for (let attempt = 1; ; attempt++) {
+    for (let attempt = 1, failed = false; ; attempt++) {
       const repair = repairFor(health, attempt, settings.maxRestarts);
       if (repair.kind === 'give up') return repair.decision;
       if (repair.kind === 'healthy') {
@@ -137,19 +164,85 @@ export function lifecycleSteps(ctx: RunContext) {
         await transition('running', attempt > 1 ? 'recovered' : undefined);
         return undefined;
       }
+      lifecycleMetrics.healing(healCause(health.reason, failed), repair.kind);
       await transition('starting', `restart ${attempt}/${settings.maxRestarts}: ${health.reason ?? 'unhealthy'}`);
+      failed = false;
       try {
         if (repair.kind === 'replace') ctx.s.machineId = (await ensureMachine('replace the vanished Fly machine')).id;
         else
-          await run('fly', 'restartFlyMachine', 'restart the sick machine', {
-            ...{ userId, workflowId, machineId: ctx.s.machineId!, cpuPriority, credentialTtlSeconds },
-          });
+          ctx.s.image =
+            (
+              await run('fly', 'restartFlyMachine', 'restart the sick machine', {
+                ...{ userId, workflowId, machineId: ctx.s.machineId!, cpuPriority, credentialTtlSeconds },
+                ...carriedImage(),
+              })
+            ).image ?? ctx.s.image;
         await startAndCheck();
         health = { ok: true, checkedAt: ctx.s.lastHealthyAt! };
       } catch (err) {
         if (isCancellation(err)) throw err;
+        failed = true;
         health = { ok: false, reason: failureReason(err), checkedAt: now() };
       }
+    }
+  }
+
+  /**
+   * The rollImage update's work, at its turn in the loop: the machine moves to `image` (Fly update with a fresh
+   * config), must reach `started` and a healthy /health; else it goes back to the image it ran, and if even that
+   * does not come back, self-heal takes over (which may end the run: the decision is returned).
+   */
+  async function rollImage(image: string): Promise<{ answer: RollImageResult; stop?: StopDecision }> {
+    const skipped = (detail: string) => ({
+      answer: { outcome: 'skipped' as const, detail, image: ctx.s.image ?? null },
+    });
+    const machineId = ctx.s.machineId!;
+    if (!ctx.s.image) {
+      // A run from before rollouts does not know its image: Fly does (read, not guessed, so a rollback is true).
+      try {
+        ctx.s.image = (await run('probe', 'readFlyMachineImage', 'read the machine image', { machineId })).image;
+      } catch (err) {
+        if (isCancellation(err)) throw err;
+        return skipped(`could not read the machine's image: ${failureReason(err)}`);
+      }
+    }
+    const decision = rollImageDecision(ctx.s, image, false);
+    if (decision.kind !== 'roll')
+      return skipped(decision.kind === 'skip' ? decision.detail : `not running (${ctx.s.state})`);
+    const from = ctx.s.image!;
+    const details = { image_rollout: { image, from } };
+    const move = (to: string, summary: string) =>
+      run('fly', 'updateFlyMachineImage', summary, {
+        ...{ userId, workflowId, machineId, cpuPriority, credentialTtlSeconds, image: to },
+      });
+    let why: string;
+    try {
+      await alongside(
+        transition('starting', `image_rollout: updating to ${image}`, { details }),
+        move(image, `update the machine to ${image}`),
+      );
+      await startAndCheck();
+      ctx.s.image = image;
+      await transition('running', `image_rollout: ${image}`, { details });
+      return { answer: { outcome: 'updated', detail: `${from} → ${image}`, image } };
+    } catch (err) {
+      if (isCancellation(err)) throw err;
+      why = failureReason(err);
+    }
+    try {
+      await alongside(
+        transition('starting', `image_rollout: ${image} failed (${why}); rolling back to ${from}`, { details }),
+        move(from, `roll the machine back to ${from}`),
+      );
+      await startAndCheck();
+      await transition('running', `image_rollout: rolled back to ${from} (${image} failed)`, { details });
+      return { answer: { outcome: 'rolled_back', detail: why, image: from } };
+    } catch (err) {
+      if (isCancellation(err)) throw err;
+      const reason = `rollback to ${from} failed: ${failureReason(err)}`;
+      const stop = await heal({ ok: false, reason, checkedAt: now() });
+      const after = stop ? `; ${stop.reason}` : '; recovered by self-heal';
+      return { answer: { outcome: 'failed', detail: `${why}; ${reason}${after}`, image: from }, stop };
     }
   }
 
@@ -163,7 +256,10 @@ export function lifecycleSteps(ctx: RunContext) {
     await transition(final, reason, final === 'error' ? { errorMessage: reason } : {});
   }
 
-  return { publish: () => publish(ctx.s, ctx.region), syncBilling, readBilling, provision, renew, teardown };
+  return {
+    publish: () => publish(ctx.s, ctx.region),
+    ...{ syncBilling, readBilling, provision, renew, rollImage, teardown },
+  };
 }
 
 /** The innermost cause says what went wrong (an ActivityFailure wraps the ApplicationFailure). */

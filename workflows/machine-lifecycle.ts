@@ -18,7 +18,9 @@ import {
   nextStep,
   onBillingEvent,
   onMachineVanished,
+  onRollImage,
   onStop,
+  rollImageDecision,
   stopDuringStart,
   type StopDecision,
 } from './lifecycle-rules';
@@ -31,12 +33,14 @@ import {
   machineWorkflowId,
   paymentFailedSignal,
   paymentRecoveredSignal,
+  rollImageUpdate,
   statusQuery,
   stopSignal,
   stopUpdate,
   tierChangedSignal,
   type MachineLifecycleInput,
   type MachineStatus,
+  type RollImageResult,
 } from './contract';
 
 /**
@@ -74,7 +78,18 @@ export async function machineLifecycle(input: MachineLifecycleInput): Promise<Ma
   const renewalIntervalMs = ms(settings.renewalInterval);
   let renewedThisRun = 0;
   let finished = false;
+  /** Set once the run stops taking work (its loop has ended): a rollImage update is then refused or skipped. */
+  let ending = false;
+  let rollSeq = 0;
+  /** rollImage updates accepted and not yet answered (undefined), by request id. */
+  const rollAnswers = new Map<number, RollImageResult | undefined>();
   const status = () => statusOf(ctx.s, ctx.userId, ctx.region);
+  /** The run ends: updates still waiting are answered (nothing was done for them). */
+  const endRolls = (detail: string) => {
+    ending = true;
+    for (const [id, answer] of rollAnswers)
+      if (!answer) rollAnswers.set(id, { outcome: 'skipped', detail, image: ctx.s.image ?? null });
+  };
 
   // --- messages: each only updates the inbox; the loop acts on it ------------------------------------
   setHandler(statusQuery, status);
@@ -93,6 +108,27 @@ export async function machineLifecycle(input: MachineLifecycleInput): Promise<Ma
   setHandler(paymentRecoveredSignal, billing('payment.recovered'));
   setHandler(billingChangedSignal, () => void (ctx.inbox = { ...ctx.inbox, recheck: true }));
   setHandler(machineVanishedSignal, (v) => void (ctx.inbox = onMachineVanished(ctx.inbox, v.machineId, ctx.s)));
+  setHandler(
+    rollImageUpdate,
+    async ({ image }) => {
+      const now = rollImageDecision(ctx.s, image, ending);
+      if (now.kind === 'skip') return { outcome: 'skipped', detail: now.detail, image: ctx.s.image ?? null };
+      const id = ++rollSeq;
+      rollAnswers.set(id, undefined);
+      ctx.inbox = onRollImage(ctx.inbox, { id, image });
+      await condition(() => rollAnswers.get(id) !== undefined);
+      const answer = rollAnswers.get(id)!;
+      rollAnswers.delete(id);
+      return answer;
+    },
+    {
+      validator: (req) => {
+        if (typeof req?.image !== 'string' || !req.image.trim()) throw new Error('rollImage needs { image }');
+        // Refused, not accepted: a sender retries and reaches the next run (after continue-as-new) or none.
+        if (ending) throw new Error('the workflow is ending: send rollImage again');
+      },
+    },
+  );
 
   /** A stop, or a billing nudge whose stored state calls for one, during a long start cancels the start. */
   async function provisionUnlessStopped() {
@@ -140,6 +176,12 @@ export async function machineLifecycle(input: MachineLifecycleInput): Promise<Ma
           () => hasNews(ctx.inbox, workflowInfo().continueAsNewSuggested),
           Math.max(1, step.untilMs - Date.now()),
         );
+      } else if (step.kind === 'rollImage') {
+        const [req, ...rest] = ctx.inbox.rolls;
+        ctx.inbox = { ...ctx.inbox, rolls: rest };
+        const { answer, stop } = await steps.rollImage(req!.image);
+        rollAnswers.set(req!.id, answer);
+        if (stop) return stop;
       } else if (step.kind === 'readBilling') {
         const verdict = await steps.readBilling(ctx.billingRead ? 'billing re-read' : `billing read (run ${s.run})`);
         if (verdict.stop) return verdict.stop;
@@ -163,6 +205,7 @@ export async function machineLifecycle(input: MachineLifecycleInput): Promise<Ma
     const cancelled = isCancellation(err);
     const type = err instanceof ApplicationFailure ? (err.type ?? undefined) : undefined;
     const decision = earlyEnd({ cancelled, type, message: failureReason(err) });
+    endRolls(`the workflow is ending: ${decision.reason}`);
     (cancelled ? log.info : log.warn)('machine lifecycle ending early', { reason: decision.reason });
     // Compensation: whatever was created is destroyed, even when the workflow itself is being cancelled.
     await CancellationScope.nonCancellable(() => steps.teardown(decision));
@@ -171,6 +214,7 @@ export async function machineLifecycle(input: MachineLifecycleInput): Promise<Ma
     return status();
   }
 
+  endRolls(end === 'continueAsNew' ? 'the workflow continued as new: send rollImage again' : `stopping: ${end.reason}`);
   if (end === 'continueAsNew') {
     await condition(allHandlersFinished);
     // Nudges not yet acted on are not lost: the next run reads the stored billing state first.

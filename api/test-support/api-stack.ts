@@ -1,3 +1,6 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import { bundleWorkflowCode, type Worker } from '@temporalio/worker';
@@ -15,6 +18,7 @@ import { machineWorkflowId, type MachineStatus } from '../../workflows/contract'
 import { createApp } from '../app';
 import { mintAccessToken } from '../auth';
 import { loadApiConfig, type ApiConfig } from '../config';
+import { buildRuntimeBundle } from '../../scripts/build-runtime';
 
 export const TEST_WEBHOOK_SECRET = 'whsec-test-secret-0123456789';
 /** An image name fly-local maps to the REAL machine runtime (machine-runtime/main.ts). */
@@ -23,6 +27,8 @@ export const REAL_RUNTIME_IMAGE = 'registry.fly.io/cloud-execution-runtime:api-t
 export interface ApiStackOptions {
   /** Machines run the real runtime (with /ws), fed by binance-replay when recorded data exists. */
   realRuntime?: boolean;
+  /** How machines run the real runtime: from source through tsx (default), or the image's one-file bundle. */
+  runtimeBuild?: 'source' | 'bundle';
   /** Extra API environment (on top of fast lifecycle settings and the test secrets). */
   env?: Record<string, string>;
 }
@@ -49,9 +55,16 @@ export async function createApiStack(opts: ApiStackOptions = {}) {
         startTime: Date.parse('2024-10-03T00:00:00Z'), // two days into the recording: REST has warm-up history
         symbols: ['BTCUSDT'],
       });
+    const bundle =
+      opts.runtimeBuild === 'bundle'
+        ? await buildRuntimeBundle(join(mkdtempSync(join(tmpdir(), 'ce-runtime-')), 'runtime.js'))
+        : undefined;
     stack.flyLocal.registerImage(REAL_RUNTIME_IMAGE, {
       command: process.execPath,
-      args: ['--import', 'tsx', 'machine-runtime/main.ts'],
+      // The bundle runs with the image's V8 flags (machine-runtime/Dockerfile), on plain node.
+      args: bundle
+        ? ['--max-old-space-size=160', '--max-semi-space-size=4', bundle.file]
+        : ['--import', 'tsx', 'machine-runtime/main.ts'],
       cwd: REPO_ROOT,
       env: { HOST: '127.0.0.1', LOG_LEVEL: 'warn', TRADER_POLL_SECONDS: '2' },
     });

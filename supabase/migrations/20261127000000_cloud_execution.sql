@@ -1,13 +1,23 @@
 -- Cloud Execution schema (DESIGN §5). Runs unchanged on Supabase and, with supabase/local/auth-shim.sql,
 -- on plain Postgres and PGlite, so the same RLS is tested for real.
 
--- Subscription tier of each user. Owned by the screener app; created here so local mode is complete.
-create table if not exists public.profiles (
-  id uuid primary key references auth.users (id) on delete cascade,
-  subscription_tier text not null default 'free' check (subscription_tier in ('anonymous', 'free', 'pro', 'elite')),
-  created_at timestamptz not null default now(),
-  updated_at timestamptz not null default now()
-);
+-- Subscription tier of each user. Owned by the screener app; created here only where it does not exist
+-- yet (local mode, a fresh project). Where the app already has it, its row-level security, policies and
+-- grants stay exactly as the app set them: nothing below touches them (see "profiles" near the end).
+do $$
+begin
+  if to_regclass('public.profiles') is null then
+    create table public.profiles (
+      id uuid primary key references auth.users (id) on delete cascade,
+      subscription_tier text not null default 'free' check (subscription_tier in ('anonymous', 'free', 'pro', 'elite')),
+      created_at timestamptz not null default now(),
+      updated_at timestamptz not null default now()
+    );
+    -- Remembered for this migration only: the table's security below is ours to state.
+    perform set_config('cloud_execution.created_profiles', 'on', false);
+  end if;
+end
+$$;
 
 -- The original design's table, with the columns the workflow needs added.
 create table if not exists public.cloud_machines (
@@ -157,15 +167,11 @@ as $$
 $$;
 
 -- Row-level security: a user sees only their own rows; the service role (bypassrls) sees all.
-alter table public.profiles enable row level security;
 alter table public.cloud_machines enable row level security;
 alter table public.traders enable row level security;
 alter table public.signals enable row level security;
 alter table public.machine_events enable row level security;
 alter table public.webhook_events enable row level security;
-
-drop policy if exists profiles_select_own on public.profiles;
-create policy profiles_select_own on public.profiles for select to authenticated using (id = auth.uid());
 
 drop policy if exists cloud_machines_select_own on public.cloud_machines;
 create policy cloud_machines_select_own on public.cloud_machines for select to authenticated using (user_id = auth.uid());
@@ -190,9 +196,9 @@ create policy machine_events_select_own on public.machine_events for select to a
 -- webhook_events: no policy, so only the service role reads or writes it.
 
 -- Privileges (Supabase grants broadly by default; we state exactly what each role needs).
-revoke all on public.profiles, public.cloud_machines, public.traders, public.signals, public.machine_events,
+revoke all on public.cloud_machines, public.traders, public.signals, public.machine_events,
   public.webhook_events from anon, authenticated;
-grant select on public.profiles, public.cloud_machines, public.machine_events to authenticated;
+grant select on public.cloud_machines, public.machine_events to authenticated;
 grant select, insert, update, delete on public.traders to authenticated;
 grant select, insert on public.signals to authenticated;
 grant all on public.profiles, public.cloud_machines, public.traders, public.signals, public.machine_events,
@@ -201,3 +207,18 @@ revoke execute on function public.record_machine_transition from public, anon, a
 revoke execute on function public.record_webhook_event from public, anon, authenticated;
 grant execute on function public.record_machine_transition to service_role;
 grant execute on function public.record_webhook_event to service_role;
+
+-- profiles: only when this migration created it (local mode). A user reads their own row; the tier is
+-- the app's (and the service role's) to write. The screener app's own table is left as it is.
+do $$
+begin
+  if current_setting('cloud_execution.created_profiles', true) = 'on' then
+    alter table public.profiles enable row level security;
+    drop policy if exists profiles_select_own on public.profiles;
+    create policy profiles_select_own on public.profiles for select to authenticated using (id = auth.uid());
+    revoke all on public.profiles from anon, authenticated;
+    grant select on public.profiles to authenticated;
+    perform set_config('cloud_execution.created_profiles', '', false);
+  end if;
+end
+$$;

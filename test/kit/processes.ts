@@ -54,8 +54,8 @@ export async function freePort(preferred?: number): Promise<number> {
 /** Runs a TypeScript entry point of this repository (e.g. `worker/main.ts`) through tsx, in a group of its own. */
 type Stdio = 'inherit' | 'ignore' | 'pipe' | ('ignore' | 'pipe' | 'inherit' | number)[];
 
-export function spawnTs(entry: string, opts: { env?: NodeJS.ProcessEnv; stdio?: Stdio } = {}): ChildProcess {
-  return spawn(process.execPath, ['--import', 'tsx', resolve(__dirname, '..', '..', entry)], {
+export function spawnTs(entry: string, opts: { env?: NodeJS.ProcessEnv; stdio?: Stdio; args?: string[] } = {}) {
+  return spawn(process.execPath, ['--import', 'tsx', resolve(__dirname, '..', '..', entry), ...(opts.args ?? [])], {
     env: { ...process.env, ...opts.env },
     stdio: opts.stdio ?? ['ignore', 'pipe', 'pipe'],
     detached: true,

@@ -33,7 +33,9 @@ export const fail = (status: number, error: string): Response => json(status, { 
 /** Read per request, so a missing variable is a clear 500 rather than a function that will not boot. */
 export function readEnv(): Env | Response {
   const apiUrl = Deno.env.get('CLOUD_EXECUTION_API_URL');
-  const jwtSecret = Deno.env.get('SUPABASE_JWT_SECRET') || undefined;
+  // Hosted Edge Functions are not given the JWT secret and refuse secret names starting SUPABASE_:
+  // set it as CLOUD_EXECUTION_JWT_SECRET there (SUPABASE_JWT_SECRET still works locally).
+  const jwtSecret = Deno.env.get('CLOUD_EXECUTION_JWT_SECRET') || Deno.env.get('SUPABASE_JWT_SECRET') || undefined;
   const supabaseUrl = Deno.env.get('SUPABASE_URL') || undefined;
   if (!apiUrl || !/^https?:\/\//.test(apiUrl))
     return fail(
@@ -41,7 +43,10 @@ export function readEnv(): Env | Response {
       'server misconfigured: CLOUD_EXECUTION_API_URL must be the http(s) URL of the cloud execution API',
     );
   if (!jwtSecret && !supabaseUrl)
-    return fail(500, 'server misconfigured: set SUPABASE_JWT_SECRET or SUPABASE_URL to verify access tokens');
+    return fail(
+      500,
+      'server misconfigured: set CLOUD_EXECUTION_JWT_SECRET (or SUPABASE_JWT_SECRET) or SUPABASE_URL to verify access tokens',
+    );
   return { apiUrl: apiUrl.replace(/\/+$/, ''), jwtSecret, supabaseUrl };
 }
 
