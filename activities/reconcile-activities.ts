@@ -26,10 +26,12 @@ import type {
   RepairAction,
   SignalAction,
 } from '../workflows/reconcile-plan';
+import { mapLimit } from '../common/map-limit';
+import { destroyMachine, toFleetMachines } from '../fly/fleet';
 import { flyCall } from './fly-failures';
 import { type FlyClient } from '../fly/client';
 import { isGone } from '../fly/machines';
-import { FlyApiError, isNotFound } from '../fly/errors';
+import { isNotFound } from '../fly/errors';
 import { heartbeat } from './heartbeat';
 
 /*
@@ -47,20 +49,6 @@ export interface ReconcileDeps {
   store: ServiceStore;
   /** The Temporal client and the machine workflows' task queue. Wired by the worker (worker/main.ts). */
   temporal?: { client: Client; taskQueue: string };
-}
-
-/** Runs `work` with at most `limit` in flight. */
-async function mapLimit<T, R>(items: T[], limit: number, work: (item: T) => Promise<R>): Promise<R[]> {
-  const out: R[] = new Array<R>(items.length);
-  let next = 0;
-  const lanes = Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await work(items[i]!);
-    }
-  });
-  await Promise.all(lanes);
-  return out;
 }
 
 const isDuplicateTransition = (err: unknown) =>
@@ -118,23 +106,6 @@ export const createReconcileActivities = (deps: ReconcileDeps) => {
     }
   }
 
-  async function destroyMachine(machineId: string): Promise<'destroyed' | 'already gone'> {
-    try {
-      const m = await fly.getMachine(machineId);
-      if (isGone(m)) return 'already gone';
-      await fly.stopMachine(machineId).catch((err: unknown) => {
-        // Already stopped, or in a state Fly will not stop: the forced delete below handles it.
-        if (!(err instanceof FlyApiError) || ![404, 409, 412].includes(err.status)) throw err;
-      });
-      await fly.deleteMachine(machineId, { force: true });
-      await fly.waitMachine(machineId, { state: 'destroyed', timeoutSeconds: 60 });
-      return 'destroyed';
-    } catch (err) {
-      if (isNotFound(err)) return 'already gone';
-      throw err;
-    }
-  }
-
   return {
     /** Every cloud_machines row (read before the workflows, so a row written by a new workflow has a visible workflow). */
     async listMachineRowsForReconcile(): Promise<FleetRow[]> {
@@ -152,21 +123,7 @@ export const createReconcileActivities = (deps: ReconcileDeps) => {
 
     /** Every live Fly machine with a `user_id` tag (listed before the workflows: a machine seen here predates them). */
     async listFleetMachines(): Promise<FleetMachine[]> {
-      const all = await flyCall(() => fly.listMachines({}));
-      return all.flatMap((m) => {
-        const userId = m.config?.metadata?.user_id;
-        if (!userId || !m.id || isGone(m)) return [];
-        return [
-          {
-            id: m.id,
-            name: m.name ?? '',
-            state: m.state ?? 'unknown',
-            userId,
-            workflowIdTag: m.config?.metadata?.workflow_id ?? null,
-            createdAt: m.created_at ?? null,
-          },
-        ];
-      });
+      return toFleetMachines(await flyCall(() => fly.listMachines({})));
     },
 
     /** Running machineLifecycle workflows of this fleet's task queue, each with its status query's answer. */
@@ -215,7 +172,7 @@ export const createReconcileActivities = (deps: ReconcileDeps) => {
           };
         workflowState = s.state;
       }
-      const outcome = await destroyMachine(a.machineId);
+      const outcome = await destroyMachine(fly, a.machineId);
       if (outcome === 'already gone') return { done: false, outcome };
       const row = await store.getMachine(a.userId);
       // The row belongs to the workflow while one runs: keep its state; otherwise it is (or now becomes) ended.

@@ -1,9 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import { activeMachineStates } from '../common/machine-states';
-import type { FlyClient } from '../fly/client';
-import { FlyApiError, isNotFound } from '../fly/errors';
-import { isGone } from '../fly/machines';
+
 import { reconcileScheduleId } from '../worker/reconcile-schedule';
 import { durationMs, machineWorkflowId, stopUpdate } from '../workflows/contract';
 import { planReconcile, type ReconcileInput, type ReconcileReport } from '../workflows/reconcile-plan';
@@ -13,6 +11,7 @@ import { renderPlan, renderReport } from './render';
 import { checked, machineStatusSchema, reconcileReportSchema } from './schemas';
 import { describeWorkflow, flyMachinesOf, reconcileSnapshot } from './sources';
 import { toJson } from './table';
+import { destroyMachine } from '../fly/fleet';
 
 /** The commands that change things: `stop`, `force-stop`, `reconcile`. Each is safe to run again. */
 
@@ -36,24 +35,6 @@ export async function stop(c: CommandOf<'stop'>, deps: OpsDeps): Promise<void> {
     deps.out(`${workflowId}: ${s.state}${s.reason ? ` (${s.reason})` : ''}\n`);
   } catch (err) {
     if (err instanceof WorkflowNotFoundError) return nothing('it ended meanwhile');
-    throw err;
-  }
-}
-
-/** Stops and force-destroys one Fly machine; "already gone" when it is (idempotent, like reconcile's). */
-async function destroyMachine(fly: FlyClient, machineId: string): Promise<'destroyed' | 'already gone'> {
-  try {
-    const m = await fly.getMachine(machineId);
-    if (isGone(m)) return 'already gone';
-    await fly.stopMachine(machineId).catch((err: unknown) => {
-      // Already stopped, or in a state Fly will not stop: the forced delete handles it.
-      if (!(err instanceof FlyApiError) || ![404, 409, 412].includes(err.status)) throw err;
-    });
-    await fly.deleteMachine(machineId, { force: true });
-    await fly.waitMachine(machineId, { state: 'destroyed', timeoutSeconds: 60 });
-    return 'destroyed';
-  } catch (err) {
-    if (isNotFound(err)) return 'already gone';
     throw err;
   }
 }

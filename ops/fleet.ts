@@ -1,9 +1,9 @@
 import { activeMachineStates, type MachineState } from '../common/machine-states';
 import type { BillingFacts } from '../common/entitlement';
-import { isGone, type Machine } from '../fly/machines';
+
 import type { MachineRow } from '../store/types';
 import { MACHINE_WORKFLOW_TYPE } from '../workflows/contract';
-import type { FleetMachine, FleetRow } from '../workflows/reconcile-plan';
+import type { FleetRow } from '../workflows/reconcile-plan';
 
 /*
  * The fleet as operators see it, pure: the running machine workflows (visibility and their search
@@ -128,21 +128,3 @@ export const toFleetRow = (
   updatedAt: r.updatedAt.toISOString(),
   billing,
 });
-
-/** A Fly machine as reconcile's planner takes it: only live machines with a `user_id` tag count. */
-export function toFleetMachines(machines: Machine[]): FleetMachine[] {
-  return machines.flatMap((m) => {
-    const userId = m.config?.metadata?.user_id;
-    if (!userId || !m.id || isGone(m)) return [];
-    return [
-      {
-        id: m.id,
-        name: m.name ?? '',
-        state: m.state ?? 'unknown',
-        userId,
-        workflowIdTag: m.config?.metadata?.workflow_id ?? null,
-        createdAt: m.created_at ?? null,
-      },
-    ];
-  });
-}

@@ -3,11 +3,11 @@ import {
   filterMachines,
   joinMachines,
   runningMachineWorkflowsQuery,
-  toFleetMachines,
   toFleetRow,
   type RowListing,
   type WorkflowListing,
 } from './fleet';
+import { toFleetMachines } from '../fly/fleet';
 
 const t = (iso: string) => new Date(iso);
 const row = (userId: string, over: Partial<RowListing> = {}): RowListing => ({

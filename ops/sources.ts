@@ -12,7 +12,9 @@ import { isGone, type Machine } from '../fly/machines';
 import type { ServiceStore } from '../store/types';
 import { statusQuery } from '../workflows/contract';
 import type { FleetMachine, FleetRow, FleetWorkflow } from '../workflows/reconcile-plan';
-import { runningMachineWorkflowsQuery, toFleetMachines, toFleetRow, type WorkflowListing } from './fleet';
+import { mapLimit } from '../common/map-limit';
+import { toFleetMachines } from '../fly/fleet';
+import { runningMachineWorkflowsQuery, toFleetRow, type WorkflowListing } from './fleet';
 import { checked, machineStatusSchema, type CheckedStatus } from './schemas';
 
 /** What the CLI reads: Temporal visibility, the status query (under a deadline), describe, Fly machines. */
@@ -91,20 +93,6 @@ export async function flyMachinesOf(fly: FlyClient, userId: string, knownId?: st
     if (isNotFound(err)) return live;
     throw err;
   }
-}
-
-/** Runs `work` with at most `limit` in flight. */
-async function mapLimit<T, R>(items: T[], limit: number, work: (item: T) => Promise<R>): Promise<R[]> {
-  const out = new Array<R>(items.length);
-  let next = 0;
-  const lanes = Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await work(items[i]!);
-    }
-  });
-  await Promise.all(lanes);
-  return out;
 }
 
 /**

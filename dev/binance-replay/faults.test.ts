@@ -77,12 +77,13 @@ testWithData('stallEvery pauses sending for stallMs, then resumes without losing
 testWithData('setFaults({ stallMs }) stalls current connections once; dropAll cuts every connection', async () => {
   const c = await start({ speed: 60 * 3000 });
   await c.until(() => c.frames.length >= 5);
-  replay?.setFaults({ stallMs: 500 });
+  // Long enough that a busy machine's late timers still look inside it (300 ms of 2 s).
+  replay?.setFaults({ stallMs: 2000 });
   await sleep(20);
   const before = c.frames.length;
   await sleep(300);
   expect(c.frames.length).toBe(before);
-  await c.until(() => c.frames.length > before + 5, 3000, 'the stall to end');
+  await c.until(() => c.frames.length > before + 5, 6000, 'the stall to end');
 
   const other = new Client(`${replay?.wsUrl}/stream?streams=ethusdt@kline_15m`);
   clients.push(other);
