@@ -3,6 +3,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import { flyMachineName, type CpuPriority } from '../workflows/contract';
 import { deriveMachineKey, mintMachineAccessToken, mintUserToken } from '../common/credentials';
 import { MAX_MACHINE_TOKEN_SECONDS, MIN_MACHINE_TOKEN_SECONDS } from '../common/machine-token';
+import { guestFor } from '../common/machine-sizes';
 import { flyCall, toActivityFailure } from './fly-failures';
 import { heartbeat, whileHeartbeating } from './heartbeat';
 import { type FlyClient } from '../fly/client';
@@ -39,12 +40,6 @@ export interface MachineSummary {
 
 /** The port the runtime listens on inside its machine. */
 export const RUNTIME_PORT = 8080;
-
-const guestFor: Record<CpuPriority, NonNullable<MachineConfig['guest']>> = {
-  low: { cpu_kind: 'shared', cpus: 1, memory_mb: 256 },
-  normal: { cpu_kind: 'shared', cpus: 1, memory_mb: 512 },
-  high: { cpu_kind: 'performance', cpus: 1, memory_mb: 2048 },
-};
 
 const summarize = (m: Machine): MachineSummary => ({
   id: m.id ?? '',

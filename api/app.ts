@@ -21,6 +21,11 @@ import { createGeminiNoteWriter, type AiNoteWriter } from '../common/ai-note';
 import { registerMachineApi } from './machine-api';
 import { registerOpsRoutes } from './ops-routes';
 import { registerWebhookRoutes } from './webhook-routes';
+import { createSupabaseUserStore } from '../store/supabase';
+import type { UserTraderStore } from '../store/types';
+import { registerOptionsRoute, regionFor } from './options';
+import { createMachineReloader, registerTraderRoutes } from './traders';
+import { registerPreviewRoute } from './traders-preview';
 
 export interface AppDeps {
   config: ApiConfig;
@@ -191,10 +196,11 @@ export async function createApp(deps: AppDeps): Promise<FastifyInstance> {
     const user = userOf(req);
     const body = provisionRequestSchema.safeParse(req.body ?? {});
     if (!body.success) throw new HttpProblem(400, 'invalid request body', { errors: zodErrors(body.error) });
+    const region = regionFor(body.data.region, config.API_REGIONS);
     const entitled = await machines.entitlement(user.id);
     // 403: not on the elite tier; 402: elite, but the payment is overdue and its grace period has ended.
     if (!entitled.entitled) throw new HttpProblem(entitled.denied === 'payment_overdue' ? 402 : 403, entitled.detail);
-    const started = await machines.provision(user.id, body.data);
+    const started = await machines.provision(user.id, { ...body.data, region });
     req.log.info({ userId: user.id, workflowId: started.workflowId, state: started.state }, 'provision requested');
     return reply
       .code(202)
@@ -232,6 +238,22 @@ export async function createApp(deps: AppDeps): Promise<FastifyInstance> {
     },
   });
 
+  // --- the user's traders, their preview, the start form's options -------------------------------------
+  registerTraderRoutes(app, {
+    userRoute,
+    userOf,
+    userStore: userTraderStore(deps),
+    maxTradersPerUser: config.API_MAX_TRADERS_PER_USER,
+    reloadMachine: createMachineReloader({
+      machines,
+      fly: deps.fly,
+      jwtSecret: config.SUPABASE_JWT_SECRET,
+      log: app.log,
+    }),
+  });
+  registerPreviewRoute(app, { userRoute, binanceRestUrl: config.BINANCE_REST_URL });
+  registerOptionsRoute(app, { regions: config.API_REGIONS });
+
   await registerWebhookRoutes(app, {
     config,
     temporal,
@@ -244,6 +266,20 @@ export async function createApp(deps: AppDeps): Promise<FastifyInstance> {
   await registerDashboardRoutes(app);
 
   return app;
+}
+
+/**
+ * The caller's own store for their traders, under RLS: plain Postgres acts as the user; Supabase goes
+ * through PostgREST with the caller's own access token (and the anon key). Neither: undefined (501).
+ */
+function userTraderStore({ store, config }: AppDeps) {
+  if ('asUser' in store) return (user: AuthenticatedUser): UserTraderStore => (store as PostgresStore).asUser(user.id);
+  const { SUPABASE_URL: url, SUPABASE_ANON_KEY: anonKey } = config;
+  if (!url || !anonKey) return undefined;
+  return (user: AuthenticatedUser, req: FastifyRequest): UserTraderStore => {
+    const token = bearerToken(req, false)!; // authenticated: the route's auth hook verified it
+    return createSupabaseUserStore({ url, anonKey, userId: user.id, getAccessToken: () => token });
+  };
 }
 
 function clientErrorDetail(err: FastifyError, status: number): string {

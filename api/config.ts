@@ -3,6 +3,7 @@ import { contractEnv, DEV_FLY_TOKEN, flyApiEnv, parseEnv, temporalEnv } from '..
 import { flyIssues, refuse, storeIssues } from '../common/config-checks';
 import { durationMs, type LifecycleSettings } from '../workflows/contract';
 import { durationSchema as duration, regionSchema } from '../workflows/schemas';
+import { DEFAULT_REGIONS } from './options';
 
 const positiveInt = z.coerce.number().int().positive();
 
@@ -20,6 +21,8 @@ export const apiEnvShape = {
   DATABASE_URL: contractEnv.DATABASE_URL,
   SUPABASE_URL: contractEnv.SUPABASE_URL,
   SUPABASE_SERVICE_KEY: contractEnv.SUPABASE_SERVICE_KEY,
+  /** With Supabase, the trader routes act as the caller through PostgREST (anon key + the caller's own token). */
+  SUPABASE_ANON_KEY: contractEnv.SUPABASE_ANON_KEY,
   /** Verifies HS256 access tokens and derives each machine's key for the stream gateway: required. */
   SUPABASE_JWT_SECRET: contractEnv.SUPABASE_JWT_SECRET.unwrap(),
   /** Unset: the billing webhook answers 503 (nothing unsigned is ever accepted). */
@@ -60,6 +63,16 @@ export const apiEnvShape = {
   API_STREAM_MAX_MESSAGES_PER_SECOND: positiveInt.default(20),
   /** Frames a browser may send at once on a stream (the token bucket's size). */
   API_STREAM_MESSAGE_BURST: positiveInt.default(40),
+  /** Traders one user may have (enabled or not); POST /v1/traders answers 409 past it. */
+  API_MAX_TRADERS_PER_USER: positiveInt.default(50),
+  /** Comma-separated Fly regions a user may start a machine in (GET /v1/options); the first is the default. */
+  API_REGIONS: z
+    .string()
+    .default(DEFAULT_REGIONS)
+    .transform((s) => [...new Set(s.split(',').map((r) => r.trim()))])
+    .pipe(z.array(regionSchema).min(1)),
+  /** Klines for POST /v1/traders/preview (dev/binance-replay locally). */
+  BINANCE_REST_URL: contractEnv.BINANCE_REST_URL,
   MACHINE_RENEWAL_INTERVAL: duration.optional(),
   MACHINE_PAYMENT_GRACE_PERIOD: duration.optional(),
   MACHINE_START_DEADLINE_SECONDS: positiveInt.optional(),

@@ -5,7 +5,17 @@ import {
   provisionResponseSchema,
   stopResponseSchema,
 } from './machines';
+import { groupSchema, operandSchema, traderDefinitionSchema } from '../machine-runtime/trader-schema';
+import { optionsResponseSchema } from './options';
 import { problemSchema } from './problem';
+import {
+  createTraderSchema,
+  previewRequestSchema,
+  previewResponseSchema,
+  traderListSchema,
+  traderSchema,
+  updateTraderSchema,
+} from './traders-schema';
 import { billingEventSchema, webhookResultSchema } from './webhooks';
 
 export const healthSchema = z.object({
@@ -29,6 +39,16 @@ export function buildOpenApi() {
     WebhookResult: webhookResultSchema,
     Health: healthSchema,
     Problem: problemSchema,
+    TraderDefinition: traderDefinitionSchema,
+    FilterGroup: groupSchema,
+    Operand: operandSchema,
+    TraderCreate: createTraderSchema,
+    TraderUpdate: updateTraderSchema,
+    Trader: traderSchema,
+    TraderList: traderListSchema,
+    TraderPreviewRequest: previewRequestSchema,
+    TraderPreview: previewResponseSchema,
+    Options: optionsResponseSchema,
   };
   for (const [id, schema] of Object.entries(schemas)) registry.add(schema, { id });
   const json = z.toJSONSchema(registry, { uri: (id) => `#/components/schemas/${id}`, io: 'input' });
@@ -53,6 +73,9 @@ export function buildOpenApi() {
     '429': problem('too many requests for this user'),
   };
   const security = [{ bearer: [] }];
+  const body = (id: keyof typeof schemas) => ({ required: true, content: { 'application/json': { schema: ref(id) } } });
+  const idParam = [{ name: 'id', in: 'path', required: true, schema: { type: 'string', format: 'uuid' } }];
+  const noStore = { '501': problem('this server has no user store for traders') };
 
   return {
     openapi: '3.1.0',
@@ -86,7 +109,7 @@ export function buildOpenApi() {
               ...json200('ProvisionResponse', 'the workflow owning the machine runs'),
               headers: { Location: { schema: { type: 'string' }, description: '/v1/machines/me' } },
             },
-            '400': problem('malformed JSON or invalid body'),
+            '400': problem('malformed JSON or invalid body, or a region not offered (GET /v1/options)'),
             '402': problem('payment overdue and its grace period has ended ("payment overdue since …, grace ended …")'),
             '403': problem('not on the elite tier'),
             '409': problem('the machine is stopping'),
@@ -130,6 +153,87 @@ export function buildOpenApi() {
             '426': problem('not a WebSocket upgrade request'),
             ...authErrors,
           },
+        },
+      },
+      '/v1/traders': {
+        get: {
+          summary: 'My traders (and how many I may have)',
+          security,
+          responses: { '200': json200('TraderList', 'oldest first'), ...noStore, ...authErrors },
+        },
+        post: {
+          summary: 'Create a trader; my running machine reloads its traders',
+          security,
+          requestBody: body('TraderCreate'),
+          responses: {
+            '201': {
+              ...json200('Trader', 'created'),
+              headers: { Location: { schema: { type: 'string' }, description: '/v1/traders/<id>' } },
+            },
+            '400': problem('invalid body; `errors` point at the field, e.g. definition.filter.all.0.op'),
+            '409': problem('at the per-user limit of traders (API_MAX_TRADERS_PER_USER)'),
+            ...noStore,
+            ...authErrors,
+          },
+        },
+      },
+      '/v1/traders/{id}': {
+        get: {
+          summary: 'One of my traders',
+          security,
+          parameters: idParam,
+          responses: {
+            '200': json200('Trader', 'the trader'),
+            '400': problem('not a UUID'),
+            '404': problem('no such trader of mine'),
+            ...noStore,
+            ...authErrors,
+          },
+        },
+        patch: {
+          summary: 'Change name, definition or enabled (enable/disable); my running machine reloads',
+          security,
+          parameters: idParam,
+          requestBody: body('TraderUpdate'),
+          responses: {
+            '200': json200('Trader', 'changed'),
+            '400': problem('invalid body or id; `errors` point at the field'),
+            '404': problem('no such trader of mine'),
+            ...noStore,
+            ...authErrors,
+          },
+        },
+        delete: {
+          summary: 'Delete a trader (and its signals); my running machine reloads',
+          security,
+          parameters: idParam,
+          responses: {
+            '204': { description: 'deleted' },
+            '400': problem('not a UUID'),
+            '404': problem('no such trader of mine'),
+            ...noStore,
+            ...authErrors,
+          },
+        },
+      },
+      '/v1/traders/preview': {
+        post: {
+          summary: 'How often a definition would have fired over the last closed candles (the runtime engine)',
+          security,
+          requestBody: body('TraderPreviewRequest'),
+          responses: {
+            '200': json200('TraderPreview', 'the firings, oldest first'),
+            '400': problem('invalid body; `errors` point at the field'),
+            '422': problem('Binance does not know the symbol'),
+            '502': problem('Binance did not answer'),
+            ...authErrors,
+          },
+        },
+      },
+      '/v1/options': {
+        get: {
+          summary: 'Regions and CPU priorities a machine may start with, and the defaults',
+          responses: { '200': json200('Options', 'from API_REGIONS and the machine sizes') },
         },
       },
       '/v1/webhooks/billing': {

@@ -6,6 +6,7 @@ import type {
   ServiceStore,
   SubscriptionTier,
   UserStore,
+  UserTraderStore,
   WebhookEventRecord,
 } from './types';
 import {
@@ -22,7 +23,7 @@ import {
 export interface PostgresStore extends ServiceStore {
   readonly pool: pg.Pool;
   /** A view of the database as `userId` would have it through PostgREST: role `authenticated`, RLS on. */
-  asUser(userId: string): UserStore;
+  asUser(userId: string): UserStore & UserTraderStore;
 }
 
 export function createPostgresStore(
@@ -149,7 +150,7 @@ export function createPostgresStore(
  * JWT claims in `request.jwt.claims`, so the database's RLS policies decide what is visible. Local
  * settings only: on PGlite all connections share one session.
  */
-export function createPostgresUserStore(pool: pg.Pool, userId: string): UserStore {
+export function createPostgresUserStore(pool: pg.Pool, userId: string): UserStore & UserTraderStore {
   const claims = JSON.stringify({ sub: userId, role: 'authenticated', aud: 'authenticated' });
   const asUser = async <T>(work: (c: pg.PoolClient) => Promise<T>): Promise<T> => {
     const client = await pool.connect();
@@ -202,5 +203,51 @@ export function createPostgresUserStore(pool: pg.Pool, userId: string): UserStor
         const { rows } = await c.query('select * from public.cloud_machines limit 1');
         return rows[0] ? toMachine(rows[0] as Row) : null;
       }),
+    ...traderWrites(asUser, userId),
+  };
+}
+
+/** The user's own trader reads and writes, each one transaction as the user (RLS decides what exists). */
+function traderWrites(
+  asUser: <T>(work: (c: pg.PoolClient) => Promise<T>) => Promise<T>,
+  userId: string,
+): Omit<UserTraderStore, 'userId' | 'listTraders'> {
+  const first = (rows: unknown[]) => (rows[0] ? toTrader(rows[0] as Row) : null);
+  return {
+    getTrader: (id) =>
+      asUser(async (c) => first((await c.query('select * from public.traders where id = $1', [id])).rows)),
+    createTrader: (t, { maxTraders }) =>
+      asUser(async (c) => {
+        // One writer per user at a time (transaction-scoped), so concurrent creates cannot pass the count together.
+        await c.query(`select pg_advisory_xact_lock(hashtextextended('traders:' || $1, 0))`, [userId]);
+        const { rows: counted } = await c.query('select count(*)::int as n from public.traders');
+        if ((counted[0] as { n: number }).n >= maxTraders) return { refused: 'limit' as const, max: maxTraders };
+        const { rows } = await c.query(
+          'insert into public.traders (user_id, name, definition, enabled) values ($1, $2, $3, $4) returning *',
+          [userId, t.name, JSON.stringify(t.definition), t.enabled ?? true],
+        );
+        return first(rows)!;
+      }),
+    updateTrader: (id, patch) =>
+      asUser(async (c) => {
+        const { rows } = await c.query(
+          // updated_at always moves forward, by at least a millisecond: the runtime reloads on a changed updatedAt.
+          `update public.traders set
+             name = coalesce($2, name),
+             definition = coalesce($3::jsonb, definition),
+             enabled = coalesce($4, enabled),
+             updated_at = greatest(now(), updated_at + interval '1 millisecond')
+           where id = $1 returning *`,
+          [
+            id,
+            patch.name ?? null,
+            patch.definition === undefined ? null : JSON.stringify(patch.definition),
+            patch.enabled ?? null,
+          ],
+        );
+        return first(rows);
+      }),
+    deleteTrader: (id) =>
+      asUser(async (c) => ((await c.query('delete from public.traders where id = $1', [id])).rowCount ?? 0) > 0),
   };
 }

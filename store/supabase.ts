@@ -9,7 +9,7 @@ import {
   toTrader,
   transitionArgs,
 } from './rows';
-import type { BillingEventOutcome, ServiceStore, SubscriptionTier, UserStore } from './types';
+import type { BillingEventOutcome, ServiceStore, SubscriptionTier, UserStore, UserTraderStore } from './types';
 
 /** Same interface as the Postgres adapter, through Supabase's REST API (PostgREST) with supabase-js. */
 
@@ -148,7 +148,7 @@ export function createSupabaseUserStore(opts: {
   userId: string;
   getAccessToken: () => string;
   fetch?: typeof fetch;
-}): UserStore {
+}): UserStore & UserTraderStore {
   const db = createClient(opts.url, opts.anonKey, {
     ...noSession,
     accessToken: async () => opts.getAccessToken(),
@@ -197,6 +197,37 @@ export function createSupabaseUserStore(opts: {
     async getMachine() {
       const row = check('cloud_machines', await db.from('cloud_machines').select('*').limit(1).maybeSingle());
       return row ? toMachine(row) : null;
+    },
+    async getTrader(id) {
+      const row = check('traders', await db.from('traders').select('*').eq('id', id).maybeSingle());
+      return row ? toTrader(row) : null;
+    },
+    // Through PostgREST the count and the insert are two requests: two concurrent creates can both pass.
+    async createTrader(t, { maxTraders }) {
+      const counted = await db.from('traders').select('id', { count: 'exact', head: true });
+      check('traders', counted);
+      if ((counted.count ?? 0) >= maxTraders) return { refused: 'limit', max: maxTraders };
+      const row = check(
+        'traders',
+        await db
+          .from('traders')
+          .insert({ user_id: opts.userId, name: t.name, definition: t.definition, enabled: t.enabled ?? true })
+          .select()
+          .single(),
+      );
+      return toTrader(row as Row);
+    },
+    async updateTrader(id, patch) {
+      const changes: Row = { updated_at: new Date().toISOString() };
+      if (patch.name !== undefined) changes.name = patch.name;
+      if (patch.definition !== undefined) changes.definition = patch.definition;
+      if (patch.enabled !== undefined) changes.enabled = patch.enabled;
+      const row = check('traders', await db.from('traders').update(changes).eq('id', id).select().maybeSingle());
+      return row ? toTrader(row as Row) : null;
+    },
+    async deleteTrader(id) {
+      const rows = check('traders', await db.from('traders').delete().eq('id', id).select('id'));
+      return (rows ?? []).length > 0;
     },
   };
 }

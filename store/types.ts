@@ -106,6 +106,36 @@ export interface Trader {
   updatedAt: Date;
 }
 
+/** A trader as its user writes it; `definition` is validated by the caller (the API) before it gets here. */
+export interface NewTrader {
+  name: string;
+  definition: unknown;
+  enabled?: boolean;
+}
+export type TraderPatch = Partial<NewTrader>;
+
+/** `createTrader` refused: the user already has `max` traders. */
+export interface TraderLimitReached {
+  refused: 'limit';
+  max: number;
+}
+
+/**
+ * A user's own traders, read and written with that user's credentials (RLS: another user's trader
+ * is invisible, so it reads as null / false). The API's trader routes use it, never a machine.
+ */
+export interface UserTraderStore {
+  readonly userId: string;
+  listTraders(opts?: { enabledOnly?: boolean }): Promise<Trader[]>;
+  getTrader(id: string): Promise<Trader | null>;
+  /** Inserts unless the user already has `maxTraders` (counted in the same transaction where the store can). */
+  createTrader(t: NewTrader, opts: { maxTraders: number }): Promise<Trader | TraderLimitReached>;
+  /** Changes the given fields and bumps `updatedAt` (the runtime reloads a trader whose `updatedAt` moved); null if not found. */
+  updateTrader(id: string, patch: TraderPatch): Promise<Trader | null>;
+  /** True when it was there (its signals go with it). */
+  deleteTrader(id: string): Promise<boolean>;
+}
+
 export interface NewTradeSignal {
   traderId: string;
   symbol: string;

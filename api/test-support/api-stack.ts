@@ -29,6 +29,8 @@ export interface ApiStackOptions {
   realRuntime?: boolean;
   /** How machines run the real runtime: from source through tsx (default), or the image's one-file bundle. */
   runtimeBuild?: 'source' | 'bundle';
+  /** Extra environment for the real runtime's machines (it wins over the image's, e.g. TRADER_POLL_SECONDS). */
+  runtimeEnv?: Record<string, string>;
   /** Extra API environment (on top of fast lifecycle settings and the test secrets). */
   env?: Record<string, string>;
 }
@@ -78,6 +80,7 @@ export async function createApiStack(opts: ApiStackOptions = {}) {
         BINANCE_WS_URL: replay?.wsUrl ?? 'ws://127.0.0.1:9',
         BINANCE_REST_URL: replay?.restUrl ?? 'http://127.0.0.1:9',
         // MACHINE_API_URL is set once the API listens (below): traders and signals go through it.
+        ...opts.runtimeEnv,
       }),
       credentialTtlSeconds: 3600,
     });
@@ -100,6 +103,7 @@ export async function createApiStack(opts: ApiStackOptions = {}) {
     MACHINE_HEALTH_DEADLINE_SECONDS: '60',
     MACHINE_MAX_RESTARTS: '1',
     API_PROVISION_COOLDOWN: '0 seconds', // tests stop and start again at once; the cooldown has its own test
+    ...(replay ? { BINANCE_REST_URL: replay.restUrl } : {}), // POST /v1/traders/preview reads the recording
     ...opts.env,
   });
   const apps: FastifyInstance[] = [];

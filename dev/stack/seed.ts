@@ -6,6 +6,17 @@ export const FREE_USER_ID = 'f4ee0000-0000-4000-8000-000000000002';
 
 const sampleTraders = [
   {
+    // The demo's first signal within a minute: with the replay at 5× a 1m candle closes every 12 s, and
+    // about half of them close green. Delete or disable it in the page once you have seen one.
+    name: 'Demo: every green 1m candle on BTC (fires often)',
+    definition: {
+      symbols: ['BTCUSDT'],
+      interval: '1m',
+      fireOn: 'every',
+      filter: { all: [{ left: { indicator: 'change', period: 1 }, op: '>', right: 0 }] },
+    },
+  },
+  {
     name: 'BTC momentum: close crosses above EMA 20 (1m)',
     definition: {
       symbols: ['BTCUSDT'],
@@ -54,6 +65,7 @@ export async function seedDevUsers(databaseUrl: string) {
         'insert into public.profiles (id, subscription_tier) values ($1, $2) on conflict (id) do nothing',
         [id, tier],
       );
+      // Once per user: traders the user deleted or changed stay so at the next `npm start`.
       const { rows } = await client.query('select count(*)::int as n from public.traders where user_id = $1', [id]);
       if (rows[0].n > 0) continue;
       for (const t of sampleTraders) {
