@@ -42,6 +42,8 @@ export interface AppDeps {
 }
 
 const JSON_BODY_LIMIT = 16 * 1024;
+/** `GET /v1/machines/me` may be read this many times the per-user budget, counted apart from it. */
+export const STATUS_BUDGET_FACTOR = 10;
 
 /** Builds the API (routes, auth, errors, metrics) from its dependencies; `server.ts` owns the process. */
 export async function createApp(deps: AppDeps): Promise<FastifyInstance> {
@@ -172,6 +174,13 @@ export async function createApp(deps: AppDeps): Promise<FastifyInstance> {
     keyGenerator: (req) => req.user?.id ?? req.ip,
   });
   const userRoute = { onRequest: authenticate(false), preHandler: perUserLimit };
+  // Status reads (a dashboard polls them, maybe from several tabs) have their own, larger budget
+  // under another key, so polling never spends the one Start/Stop/stream need.
+  const statusLimit = app.rateLimit({
+    max: config.API_RATE_LIMIT_MAX * STATUS_BUDGET_FACTOR,
+    timeWindow: durationMs(config.API_RATE_LIMIT_WINDOW)!,
+    keyGenerator: (req) => `status:${req.user?.id ?? req.ip}`,
+  });
 
   // --- the machine-facing API (a machine, signed with its per-user key; never a database credential) ---
   await registerMachineApi(app, {
@@ -208,7 +217,7 @@ export async function createApp(deps: AppDeps): Promise<FastifyInstance> {
       .send({ workflowId: started.workflowId, state: started.state });
   });
 
-  app.get('/v1/machines/me', userRoute, async (req) => {
+  app.get('/v1/machines/me', { onRequest: authenticate(false), preHandler: statusLimit }, async (req) => {
     const status = await machines.status(userOf(req).id);
     if (!status) throw new HttpProblem(404, 'you have no machine; POST /v1/machines starts one');
     return status;

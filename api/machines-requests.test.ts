@@ -129,12 +129,30 @@ describe('API: machines (real Temporal, Postgres, fly-local machines)', () => {
     const x = await api.token(await api.createUser('elite'));
     const y = await api.token(await api.createUser('elite'));
     for (let i = 0; i < 3; i++)
-      expect((await api.call('GET', '/v1/machines/me', { token: x, base: limited.url })).status).toBe(404);
-    const over = await api.call('GET', '/v1/machines/me', { token: x, base: limited.url });
+      expect((await api.call('GET', '/v1/traders', { token: x, base: limited.url })).status).toBe(200);
+    const over = await api.call('GET', '/v1/traders', { token: x, base: limited.url });
     expectProblem(over, 429);
     expect(over.headers.get('retry-after')).toEqual(expect.any(String));
     // Another user (same IP) has their own budget.
-    expect((await api.call('GET', '/v1/machines/me', { token: y, base: limited.url })).status).toBe(404);
+    expect((await api.call('GET', '/v1/traders', { token: y, base: limited.url })).status).toBe(200);
+  });
+
+  test('status reads have their own budget: polling never makes POST /v1/machines answer 429', async () => {
+    const limited = await api.startApp({ API_RATE_LIMIT_MAX: '3', API_RATE_LIMIT_WINDOW: '1 minute' });
+    const token = await api.token(await api.createUser('elite'));
+    const opts = { token, base: limited.url };
+    // Far more status reads than the per-user budget of 3 (two tabs polling, say).
+    for (let i = 0; i < 12; i++) expect((await api.call('GET', '/v1/machines/me', opts)).status).toBe(404);
+    // Start still has its whole budget: a region not offered is a 400 (counted), never a 429 ...
+    const bad = { ...opts, body: { region: 'nowhere' } };
+    for (let i = 0; i < 3; i++) expectProblem(await api.call('POST', '/v1/machines', bad), 400);
+    // ... until Start's own budget is spent; status reads still answer.
+    expectProblem(await api.call('POST', '/v1/machines', bad), 429);
+    expect((await api.call('GET', '/v1/machines/me', opts)).status).toBe(404);
+    // The status budget (10× the per-user one) is a limit too.
+    let status = 0;
+    for (let i = 0; i < 30 && status !== 429; i++) status = (await api.call('GET', '/v1/machines/me', opts)).status;
+    expect(status).toBe(429);
   });
 
   test('operations: OpenAPI, health, metrics, unknown routes, the dashboard page', async () => {

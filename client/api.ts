@@ -1,14 +1,22 @@
-import type { z } from 'zod/mini';
+import * as z from 'zod/mini';
 import { CloudExecutionError } from './errors';
 import {
   machineStatusSchema,
+  optionsSchema,
   problemSchema,
   provisionResponseSchema,
   stopResponseSchema,
+  traderListSchema,
+  traderSchema,
+  type CreateTraderRequest,
   type MachineStatus,
+  type Options,
   type ProvisionRequest,
   type ProvisionResponse,
   type StopResponse,
+  type Trader,
+  type TraderList,
+  type UpdateTraderRequest,
 } from './schemas';
 import { createCloudStreamClient, type CloudStreamClient, type CloudStreamOptions } from './stream';
 
@@ -32,6 +40,16 @@ export interface CloudExecutionClient {
   status(): Promise<MachineStatus | null>;
   /** `POST /v1/machines/me/stop`: asks the machine to stop; poll `status()` until `stopped`. */
   stop(): Promise<StopResponse>;
+  /** `GET /v1/options` (public): the regions and CPU priorities a start form offers, and the defaults. */
+  options(): Promise<Options>;
+  /** `GET /v1/traders`: the user's traders and how many one user may have. */
+  listTraders(): Promise<TraderList>;
+  /** `POST /v1/traders`; a 400's `errors` name the fields (`name`, `definition.symbols.0`, …). */
+  createTrader(body: CreateTraderRequest): Promise<Trader>;
+  /** `PATCH /v1/traders/:id` (enable/disable: `{ enabled }`). */
+  updateTrader(id: string, body: UpdateTraderRequest): Promise<Trader>;
+  /** `DELETE /v1/traders/:id`. */
+  deleteTrader(id: string): Promise<void>;
   /** `ws(s)://<api>/v1/machines/me/stream`. */
   readonly streamUrl: string;
   /** A stream client for this API and token; `connect()` it. */
@@ -98,6 +116,21 @@ export function createCloudExecutionClient(options: CloudExecutionClientOptions)
     },
     async stop() {
       return (await call('POST', '/v1/machines/me/stop', stopResponseSchema)).data;
+    },
+    async options() {
+      return (await call('GET', '/v1/options', optionsSchema)).data;
+    },
+    async listTraders() {
+      return (await call('GET', '/v1/traders', traderListSchema)).data;
+    },
+    async createTrader(body) {
+      return (await call('POST', '/v1/traders', traderSchema, body)).data;
+    },
+    async updateTrader(id, body) {
+      return (await call('PATCH', `/v1/traders/${encodeURIComponent(id)}`, traderSchema, body)).data;
+    },
+    async deleteTrader(id) {
+      await call('DELETE', `/v1/traders/${encodeURIComponent(id)}`, z.optional(z.unknown()));
     },
     stream(streamOptions = {}) {
       return createCloudStreamClient({

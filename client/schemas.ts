@@ -149,3 +149,39 @@ export type SignalMessage = StreamMessageOf<'signal'>;
 export type CandleMessage = StreamMessageOf<'candle'>;
 export type SignalsMessage = StreamMessageOf<'signals'>;
 export type CandlesMessage = StreamMessageOf<'candles'>;
+
+// --- start-form options and traders (api/options.ts, api/traders-schema.ts) ---------------------------
+
+export const optionsSchema = z.object({
+  regions: z.array(z.object({ code: z.string(), name: z.string() })),
+  cpuPriorities: z.array(
+    z.object({
+      value: z.enum(cpuPriorities),
+      label: z.string(),
+      guest: z.object({ cpu_kind: z.enum(['shared', 'performance']), cpus: z.number(), memory_mb: z.number() }),
+    }),
+  ),
+  defaults: z.object({ region: z.string(), cpuPriority: z.enum(cpuPriorities) }),
+});
+export type Options = z.infer<typeof optionsSchema>;
+
+/** A stored trader; its definition as the API filled it in (the fields the client relies on checked). */
+export const traderSchema = z.object({
+  id: z.string(),
+  name: z.string(),
+  definition: z.looseObject({ symbols: z.array(z.string()), interval: z.string() }),
+  enabled: z.boolean(),
+  updatedAt: z.string(),
+});
+export type Trader = z.infer<typeof traderSchema>;
+export const traderListSchema = z.object({ traders: z.array(traderSchema), max: z.number() });
+export type TraderList = z.infer<typeof traderListSchema>;
+
+/** Body of `POST /v1/traders` (the definition is checked by the API: symbols, interval, filter, fireOn). */
+export interface CreateTraderRequest {
+  name: string;
+  definition: Record<string, unknown>;
+  enabled?: boolean;
+}
+/** Body of `PATCH /v1/traders/:id`: at least one member. */
+export type UpdateTraderRequest = Partial<CreateTraderRequest>;

@@ -1,30 +1,37 @@
 /* global document, window, localStorage, location, atob */
 // The dashboard. It talks to the API only through the client library (client/), which the API bundles
-// with this file at start-up (api/dashboard/bundle.ts): status polled every 2 s, the machine's live
-// stream followed by the stream client (token as the `bearer` subprotocol, reconnect with backoff).
+// with these modules at start-up (api/dashboard/bundle.ts). The status is polled every 2 s while the
+// machine is changing (provisioning, starting, stopping) and every 15 s otherwise; the start form's
+// choices come from GET /v1/options; Stop asks first.
 import { createCloudExecutionClient } from '../../client/index';
+import { confirmDialog } from './confirm';
+import { createLiveCard } from './live';
+import { billingText, describeReason, stepText } from './machine-text';
+import { createTradersCard } from './traders';
 
 (() => {
   'use strict';
   const TOKEN_KEY = 'cloud-machine.token';
-  const POLL_MS = 2000;
-  const MAX_SIGNALS = 50;
+  const FAST_POLL_MS = 2000;
+  const SLOW_POLL_MS = 15000;
+  const CHANGING = ['provisioning', 'starting', 'stopping'];
   const $ = (id) => document.getElementById(id);
 
   let token = localStorage.getItem(TOKEN_KEY) || '';
   let state = null;
   let busy = false;
+  let pollTimer = 0;
   // An action's error stays up until the next action; a polling error clears itself once polling works.
   let actionError = '';
   let pollError = '';
 
   const client = createCloudExecutionClient({ baseUrl: location.origin, getAccessToken: () => token });
-  const stream = client.stream();
+  const live = createLiveCard(client.stream());
+  const traders = createTradersCard({ client, hasToken: () => !!token });
 
   // --- helpers -------------------------------------------------------------------------------------
   const fmtTime = (iso) => (iso ? new Date(iso).toLocaleTimeString() : '—');
   const fmtDateTime = (iso) => (iso ? new Date(iso).toLocaleString() : '—');
-  const fmtNum = (n) => (typeof n === 'number' ? n.toLocaleString() : '—');
   const el = (tag, cls, text) => {
     const e = document.createElement(tag);
     if (cls) e.className = cls;
@@ -59,6 +66,40 @@ import { createCloudExecutionClient } from '../../client/index';
     $('token-summary').textContent = token ? 'set · click to change' : '';
   }
 
+  // --- the start form's choices ------------------------------------------------------------------------
+  async function loadOptions() {
+    try {
+      const o = await client.options();
+      const fill = (select, items, chosen) => {
+        select.replaceChildren(
+          ...items.map(([value, label]) => {
+            const opt = el('option', '', label);
+            opt.value = value;
+            opt.selected = value === chosen;
+            return opt;
+          }),
+        );
+        select.disabled = false;
+      };
+      fill(
+        $('start-region'),
+        o.regions.map((r) => [r.code, `${r.name} (${r.code})`]),
+        o.defaults.region,
+      );
+      fill(
+        $('start-cpu'),
+        o.cpuPriorities.map((c) => [c.value, c.label]),
+        o.defaults.cpuPriority,
+      );
+      $('options-error').hidden = true;
+    } catch (err) {
+      // Without the list, Start still works: the API picks its default region and size.
+      $('options-error').textContent =
+        `Could not load the regions (${err.detail || err.message}); Start uses the defaults.`;
+      $('options-error').hidden = false;
+    }
+  }
+
   // --- status ----------------------------------------------------------------------------------------
   function renderStatus(s) {
     state = s;
@@ -72,14 +113,14 @@ import { createCloudExecutionClient } from '../../client/index';
     $('healthy').textContent = s ? fmtDateTime(s.lastHealthyAt) : '—';
     $('tier').textContent = (s && s.tier) || '—';
     $('reason').textContent = (s && s.reason) || '—';
+    const step = stepText(s);
+    $('step').textContent = step;
+    $('step').hidden = !step;
+    $('step').className = `step ${s && CHANGING.includes(s.state) ? 'busy' : ''}`;
 
-    const grace = $('grace');
-    grace.hidden = !(s && s.paymentGraceEndsAt);
-    if (s && s.paymentGraceEndsAt)
-      grace.textContent =
-        Date.parse(s.paymentGraceEndsAt) > Date.now()
-          ? `Payment overdue: your machine keeps running until ${fmtDateTime(s.paymentGraceEndsAt)}. Update your payment method to keep it.`
-          : `Payment overdue since ${fmtDateTime(s.paymentOverdueSince)}: the grace period ended ${fmtDateTime(s.paymentGraceEndsAt)}. Once the payment goes through, a machine stopped for it starts again by itself.`;
+    const billing = billingText(s);
+    $('billing').textContent = billing;
+    $('billing').hidden = !billing;
 
     const list = $('timeline');
     list.replaceChildren();
@@ -89,25 +130,36 @@ import { createCloudExecutionClient } from '../../client/index';
       const li = el('li');
       const time = el('time', '', fmtTime(t.at));
       time.title = t.at;
-      li.append(time, el('span', `st state-${t.state}`, t.state), el('span', 'muted', t.reason || ''));
+      const why = el('span', 'muted', describeReason(t.reason));
+      why.title = t.reason || '';
+      li.append(time, el('span', `st state-${t.state}`, t.state), why);
       list.append(li);
     }
 
     const active = s && ['provisioning', 'starting', 'running'].includes(s.state);
     $('start').disabled = busy || !token || !!active || (s && s.state === 'stopping');
     $('stop').disabled = busy || !token || !active;
-    syncStream();
+    live.sync(!!token && !!s && s.state === 'running', s);
+  }
+
+  /** The next poll: soon while the machine is changing, rarely while nothing is. */
+  function schedule() {
+    window.clearTimeout(pollTimer);
+    const changing = busy || (state && CHANGING.includes(state.state));
+    pollTimer = window.setTimeout(() => void poll(), changing ? FAST_POLL_MS : SLOW_POLL_MS);
   }
 
   async function poll() {
-    if (!token) return renderStatus(null);
+    window.clearTimeout(pollTimer);
     try {
-      renderStatus(await client.status()); // null: the user never had a machine
+      if (!token) renderStatus(null);
+      else renderStatus(await client.status()); // null: the user never had a machine
       pollError = '';
     } catch (err) {
       pollError = err.detail || err.message;
     }
     showErrors();
+    schedule();
   }
 
   async function act(action) {
@@ -126,111 +178,42 @@ import { createCloudExecutionClient } from '../../client/index';
     }
   }
 
-  // --- live stream -----------------------------------------------------------------------------------
-  function setStreamStatus(text, cls) {
-    const pill = $('stream-status');
-    pill.textContent = text;
-    pill.className = `pill ${cls || ''}`;
-  }
-
-  function syncStream() {
-    const wanted = !!token && state && state.state === 'running';
-    // After the client stopped for good (e.g. 4404 while the machine was still coming up) the next poll
-    // that still says `running` connects again.
-    if (wanted && (stream.state === 'idle' || stream.state === 'closed')) stream.connect();
-    if (!wanted && stream.state !== 'idle' && stream.state !== 'closed') {
-      stream.disconnect();
-      setStreamStatus('offline', '');
-    }
-    // Also when the machine closed the stream first (it stops: 1001) before a poll saw `stopping`.
-    if (!wanted && state) $('health').textContent = 'Not streaming: the machine is not running.';
-  }
-
-  stream.on('connection', (h) => {
-    if (h.state === 'connecting') setStreamStatus('connecting…', 'connecting');
-    else if (h.state === 'open') setStreamStatus('live', 'live');
-    else if (h.state === 'reconnecting' || (h.state === 'closed' && h.stopReason !== 'disconnected')) {
-      const reason = h.lastClose && h.lastClose.reason;
-      setStreamStatus(reason ? `closed: ${reason}` : 'offline', '');
-    }
-  });
-  // The stream client's connection health, refreshed on every change and every poll.
-  function renderConnection() {
-    const h = stream.getConnectionHealth();
-    const m = h.metrics;
-    const parts = [];
-    if (h.roundTripMs !== null) parts.push(`connect→hello ${h.roundTripMs} ms`);
-    if (h.lastMessageAgeMs !== null && h.state === 'open')
-      parts.push(`last frame ${Math.round(h.lastMessageAgeMs / 1000)} s ago`);
-    if (m.connectionAttempts)
-      parts.push(`${m.successfulConnections}/${m.connectionAttempts} connections, ${m.reconnections} reconnects`);
-    if (h.nextReconnectAt)
-      parts.push(`retrying in ${Math.max(0, Math.round((h.nextReconnectAt - Date.now()) / 1000))} s`);
-    $('connection').textContent = parts.join(' · ');
-  }
-  stream.on('connection', renderConnection);
-
-  stream.on('message', (raw, msg) => {
-    if (msg) onFrame(msg);
-    $('last-frame').textContent = raw.slice(0, 2000);
-  });
-
-  function onFrame(msg) {
-    if (msg.type === 'hello') {
-      $('m-traders').textContent = fmtNum(msg.traders);
-    } else if (msg.type === 'metrics') {
-      $('m-candles').textContent = fmtNum(msg.candlesProcessed);
-      $('m-evals').textContent = fmtNum(msg.evaluations);
-      $('m-signals').textContent = fmtNum(msg.signalsFired);
-      $('m-feed').textContent = fmtNum(msg.feedMessages);
-      $('m-heap').textContent = msg.heapUsedBytes ? `${Math.round(msg.heapUsedBytes / 1048576)} MB` : '—';
-    } else if (msg.type === 'state' && msg.state) {
-      const h = msg.state;
-      $('m-traders').textContent = fmtNum(h.traders);
-      $('m-candles').textContent = fmtNum(h.candlesProcessed);
-      $('m-signals').textContent = fmtNum(h.signalsFired);
-      $('health').textContent = h.ok
-        ? `Healthy${h.idle ? ' (no enabled traders)' : ''} · ${h.streams} streams · up ${h.uptimeSeconds} s`
-        : `Unhealthy: ${(h.reasons || []).join('; ')}`;
-    }
-  }
-  // The runtime sends signals batched (`signals` frames); the client hands them on one at a time.
-  stream.on('signal', (m) => addSignal(m.signal));
-
-  function addSignal(s) {
-    const list = $('signals');
-    if (list.firstElementChild && list.firstElementChild.classList.contains('muted')) list.replaceChildren();
-    const li = el('li');
-    const time = el('time', '', fmtTime(s.firedAt));
-    const close = s.payload && s.payload.close !== undefined ? ` @ ${s.payload.close}` : '';
-    li.append(time, el('span', 'sym', s.symbol), el('span', 'muted', `${s.interval} · ${s.traderName || ''}${close}`));
-    list.prepend(li);
-    while (list.children.length > MAX_SIGNALS) list.lastElementChild.remove();
-  }
-
   // --- wiring --------------------------------------------------------------------------------------------
+  function tokenChanged() {
+    actionError = '';
+    renderWho();
+    void poll();
+    void traders.load();
+  }
   $('token-form').addEventListener('submit', (ev) => {
     ev.preventDefault();
     token = $('token').value.trim();
     if (token) localStorage.setItem(TOKEN_KEY, token);
-    actionError = '';
-    renderWho();
-    void poll();
+    tokenChanged();
   });
   $('forget-token').addEventListener('click', () => {
     token = '';
-    actionError = '';
     localStorage.removeItem(TOKEN_KEY);
-    renderWho();
-    void poll();
+    tokenChanged();
   });
-  $('start').addEventListener('click', () => void act(() => client.provision({ region: $('start-region').value })));
-  $('stop').addEventListener('click', () => void act(() => client.stop()));
+  $('start').addEventListener('click', () => {
+    const body = {};
+    if (!$('start-region').disabled) body.region = $('start-region').value;
+    if (!$('start-cpu').disabled) body.cpuPriority = $('start-cpu').value;
+    void act(() => client.provision(body));
+  });
+  $('stop').addEventListener('click', async () => {
+    const yes = await confirmDialog({
+      title: 'Stop your machine?',
+      message: 'Your traders stop running until you start it again. Signals that fire meanwhile are missed.',
+      confirmLabel: 'Stop machine',
+    });
+    if (yes) void act(() => client.stop());
+  });
 
   renderWho();
-  void poll();
-  window.setInterval(() => {
-    void poll();
-    renderConnection();
-  }, POLL_MS);
+  void loadOptions();
+  tokenChanged();
+  // The stream's connection line ("last frame 3 s ago") ticks without asking the API anything.
+  window.setInterval(() => live.renderConnection(), FAST_POLL_MS);
 })();

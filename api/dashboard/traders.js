@@ -1,0 +1,164 @@
+/* global document */
+// The "My traders" card: the user's traders (GET /v1/traders) with an enable switch (PATCH `enabled`),
+// delete after a confirmation, and a small create form whose validation errors (the API's 400
+// `errors`, each naming a field path) show next to the field they point at.
+import { confirmDialog } from './confirm';
+
+const $ = (id) => document.getElementById(id);
+const el = (tag, cls, text) => {
+  const e = document.createElement(tag);
+  if (cls) e.className = cls;
+  if (text !== undefined) e.textContent = text;
+  return e;
+};
+const detailOf = (err) => err.detail || err.message;
+
+/** Which form field an API error path points at (`definition.symbols.0` → the symbols input). */
+const FIELDS = [
+  ['name', 't-name'],
+  ['definition.symbols', 't-symbols'],
+  ['definition.interval', 't-interval'],
+  ['definition.filter', 't-rsi'],
+];
+const fieldFor = (path) => (FIELDS.find(([prefix]) => path === prefix || path.startsWith(`${prefix}.`)) || [])[1];
+
+export function createTradersCard({ client, hasToken }) {
+  let traders = [];
+
+  const showError = (message) => {
+    $('traders-error').textContent = message;
+    $('traders-error').hidden = !message;
+  };
+
+  function render(max) {
+    const list = $('traders');
+    list.replaceChildren();
+    $('traders-count').textContent = hasToken() ? `${traders.length}${max ? ` of ${max}` : ''}` : '';
+    if (!hasToken()) return list.append(el('li', 'muted', 'Paste an access token to see your traders.'));
+    if (traders.length === 0) list.append(el('li', 'muted', 'No traders yet.'));
+    for (const t of traders) {
+      const li = el('li', 'trader');
+      li.dataset.id = t.id;
+      const text = el('div', 'trader-text');
+      text.append(
+        el('span', 'trader-name', t.name),
+        el('span', 'muted', `${t.definition.symbols.join(', ')} · ${t.definition.interval}`),
+      );
+      const toggle = el('label', 'switch');
+      const box = el('input');
+      box.type = 'checkbox';
+      box.setAttribute('role', 'switch');
+      box.checked = t.enabled;
+      box.setAttribute('aria-label', `${t.name} enabled`);
+      box.addEventListener('change', () => void setEnabled(t, box));
+      toggle.append(box, el('span', '', t.enabled ? 'on' : 'off'));
+      const del = el('button', 'ghost danger-text', 'Delete');
+      del.type = 'button';
+      del.setAttribute('aria-label', `Delete ${t.name}`);
+      del.addEventListener('click', () => void remove(t, del));
+      li.append(text, toggle, del);
+      list.append(li);
+    }
+  }
+
+  async function load() {
+    if (!hasToken()) {
+      traders = [];
+      showError('');
+      return render();
+    }
+    try {
+      const result = await client.listTraders();
+      traders = result.traders;
+      showError('');
+      render(result.max);
+    } catch (err) {
+      showError(detailOf(err));
+    }
+  }
+
+  async function setEnabled(t, box) {
+    box.disabled = true;
+    try {
+      await client.updateTrader(t.id, { enabled: box.checked });
+      showError('');
+    } catch (err) {
+      box.checked = !box.checked;
+      showError(detailOf(err));
+    }
+    await load();
+  }
+
+  async function remove(t, button) {
+    const yes = await confirmDialog({
+      title: `Delete "${t.name}"?`,
+      message: 'Your machine stops running it within seconds. This cannot be undone.',
+      confirmLabel: 'Delete trader',
+    });
+    if (!yes) return;
+    button.disabled = true;
+    try {
+      await client.deleteTrader(t.id);
+      showError('');
+    } catch (err) {
+      showError(detailOf(err));
+    }
+    await load();
+  }
+
+  function clearFieldErrors() {
+    for (const [, id] of FIELDS) {
+      $(id).removeAttribute('aria-invalid');
+      $(`${id}-error`).textContent = '';
+    }
+    $('trader-form-error').textContent = '';
+  }
+
+  function showFieldErrors(err) {
+    const loose = [];
+    for (const e of err.errors || []) {
+      const id = fieldFor(e.path);
+      if (!id) {
+        loose.push(`${e.path}: ${e.message}`);
+        continue;
+      }
+      $(id).setAttribute('aria-invalid', 'true');
+      const box = $(`${id}-error`);
+      box.textContent = box.textContent ? `${box.textContent}; ${e.message}` : e.message;
+    }
+    $('trader-form-error').textContent = loose.length ? loose.join('; ') : err.errors ? '' : detailOf(err);
+    const first = document.querySelector('#trader-form [aria-invalid="true"]');
+    if (first) first.focus();
+  }
+
+  $('trader-form').addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    void create();
+  });
+
+  async function create() {
+    clearFieldErrors();
+    const symbols = $('t-symbols')
+      .value.split(/[\s,]+/)
+      .filter(Boolean);
+    const below = $('t-rsi').value === '' ? NaN : Number($('t-rsi').value);
+    const definition = {
+      symbols,
+      interval: $('t-interval').value,
+      filter: { all: [{ left: { indicator: 'rsi', period: 14 }, op: '<', right: below }] },
+    };
+    const submit = $('trader-create');
+    submit.disabled = true;
+    try {
+      await client.createTrader({ name: $('t-name').value, definition });
+      $('trader-form').reset();
+      await load();
+    } catch (err) {
+      showFieldErrors(err);
+    } finally {
+      submit.disabled = false;
+    }
+  }
+
+  return { load };
+}
