@@ -170,13 +170,14 @@ describe('several API and worker replicas on one stack', () => {
 
   test('the rate limit counts across both APIs: the (max+1)th request is 429 wherever it lands', async () => {
     const { token } = await user();
+    // GET /v1/traders spends the shared budget (status reads have a budget of their own).
     for (let i = 0; i < RATE_MAX; i++) {
-      const res = await call(apis[i % 2]!.url, 'GET', '/v1/machines/me', token);
-      expect(res.status).toBe(404);
+      const res = await call(apis[i % 2]!.url, 'GET', '/v1/traders', token);
+      expect(res.status).toBe(200);
       expect(res.headers.get('x-ratelimit-remaining')).toBe(String(RATE_MAX - 1 - i));
     }
     for (const api of apis) {
-      const over = await call(api.url, 'GET', '/v1/machines/me', token);
+      const over = await call(api.url, 'GET', '/v1/traders', token);
       expectProblem(over, 429);
       expect(over.headers.get('x-ratelimit-limit')).toBe(String(RATE_MAX));
       expect(Number(over.headers.get('retry-after'))).toBeGreaterThan(0);
