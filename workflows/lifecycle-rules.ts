@@ -5,7 +5,7 @@ import type { MachineState, StopRequest } from './contract';
 /**
  * The decisions of `machineLifecycle`, as pure functions: what a message does, when to wake, what to
  * do next, what billing and a renewal mean, how a run ends. The workflow only carries them out, so
- * each rule is tested as inputs → outputs (lifecycle-rules.test.ts) without a server. Deterministic:
+ * each rule is tested as inputs → outputs (lifecycle-rules.unit.test.ts) without a server. Deterministic:
  * no clock, no I/O; "now" is an argument.
  */
 

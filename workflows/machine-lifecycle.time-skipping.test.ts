@@ -122,7 +122,7 @@ describe('machineLifecycle over simulated days (time-skipping server)', () => {
   // Skipped: it hangs on this server about 1 run in 3 (its 4-day sleep never returns; seen on the
   // session's start commit too, and not cured by stopping by signal or by a server per test). The same
   // orderings, replays and duplicates are tested on the real dev server in api/billing.test.ts and as
-  // inputs → outputs in lifecycle-rules.test.ts and store/postgres.test.ts. Re-enable once understood.
+  // inputs → outputs in lifecycle-rules.unit.test.ts and store/postgres.test.ts. Re-enable once understood.
   test.skip('billing events apply once each, whatever the order or how often they arrive', async () => {
     const userId = await stack.db.createUser('elite');
     await withWorker(async (taskQueue) => {
