@@ -26,6 +26,11 @@ import type { UserTraderStore } from '../store/types';
 import { registerOptionsRoute, regionFor } from './options';
 import { createMachineReloader, registerTraderRoutes } from './traders';
 import { registerPreviewRoute } from './traders-preview';
+import { registerSignalRoutes } from './signals';
+import { registerMarketRoutes } from './market';
+import { createMachineWatcher, registerMachineEventsRoute } from './machine-events';
+import { KlinesClient } from '../machine-runtime/rest';
+import { createMetrics as createRuntimeMetrics } from '../machine-runtime/metrics';
 
 export interface AppDeps {
   config: ApiConfig;
@@ -181,6 +186,15 @@ export async function createApp(deps: AppDeps): Promise<FastifyInstance> {
     timeWindow: durationMs(config.API_RATE_LIMIT_WINDOW)!,
     keyGenerator: (req) => `status:${req.user?.id ?? req.ip}`,
   });
+  // The chart's candles (a backfill per symbol/interval picked, a refresh after a reconnect) likewise.
+  const marketLimit = app.rateLimit({
+    max: config.API_RATE_LIMIT_MAX * STATUS_BUDGET_FACTOR,
+    timeWindow: durationMs(config.API_RATE_LIMIT_WINDOW)!,
+    keyGenerator: (req) => `market:${req.user?.id ?? req.ip}`,
+  });
+  // Every open page of a user shares one status poller in this process (GET /v1/machines/me/events).
+  const watcher = createMachineWatcher({ status: (userId) => machines.status(userId) });
+  app.addHook('onClose', async () => watcher.close());
 
   // --- the machine-facing API (a machine, signed with its per-user key; never a database credential) ---
   await registerMachineApi(app, {
@@ -210,6 +224,7 @@ export async function createApp(deps: AppDeps): Promise<FastifyInstance> {
     // 403: not on the elite tier; 402: elite, but the payment is overdue and its grace period has ended.
     if (!entitled.entitled) throw new HttpProblem(entitled.denied === 'payment_overdue' ? 402 : 403, entitled.detail);
     const started = await machines.provision(user.id, { ...body.data, region });
+    watcher.poke(user.id);
     req.log.info({ userId: user.id, workflowId: started.workflowId, state: started.state }, 'provision requested');
     return reply
       .code(202)
@@ -226,6 +241,7 @@ export async function createApp(deps: AppDeps): Promise<FastifyInstance> {
   app.post('/v1/machines/me/stop', userRoute, async (req, reply) => {
     const user = userOf(req);
     const result = await machines.stop(user.id);
+    watcher.poke(user.id);
     req.log.info({ userId: user.id }, 'stop requested');
     return reply.code(202).send(result);
   });
@@ -260,7 +276,24 @@ export async function createApp(deps: AppDeps): Promise<FastifyInstance> {
       log: app.log,
     }),
   });
-  registerPreviewRoute(app, { userRoute, binanceRestUrl: config.BINANCE_REST_URL });
+  const klines = new KlinesClient({
+    restUrl: config.BINANCE_REST_URL,
+    log: app.log,
+    metrics: createRuntimeMetrics(),
+    timeoutMs: 10_000,
+  });
+  registerPreviewRoute(app, { userRoute, binanceRestUrl: config.BINANCE_REST_URL, klines });
+  registerMarketRoutes(app, {
+    route: { onRequest: authenticate(false), preHandler: marketLimit },
+    binanceRestUrl: config.BINANCE_REST_URL,
+    klines,
+  });
+  registerSignalRoutes(app, { userRoute, userOf, userStore: userTraderStore(deps) });
+  registerMachineEventsRoute(app, {
+    route: { onRequest: authenticate(false), preHandler: statusLimit },
+    userOf,
+    watcher,
+  });
   registerOptionsRoute(app, { regions: config.API_REGIONS });
 
   await registerWebhookRoutes(app, {

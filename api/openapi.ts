@@ -17,6 +17,8 @@ import {
   updateTraderSchema,
 } from './traders-schema';
 import { billingEventSchema, webhookResultSchema } from './webhooks';
+import { signalListSchema, signalQuerySchema } from './signals';
+import { klinesQuerySchema, klinesResponseSchema } from './market';
 
 export const healthSchema = z.object({
   ok: z.boolean().describe('the process is alive (always true when it answers)'),
@@ -49,6 +51,8 @@ export function buildOpenApi() {
     TraderPreviewRequest: previewRequestSchema,
     TraderPreview: previewResponseSchema,
     Options: optionsResponseSchema,
+    SignalList: signalListSchema,
+    Klines: klinesResponseSchema,
   };
   for (const [id, schema] of Object.entries(schemas)) registry.add(schema, { id });
   const json = z.toJSONSchema(registry, { uri: (id) => `#/components/schemas/${id}`, io: 'input' });
@@ -76,6 +80,19 @@ export function buildOpenApi() {
   const body = (id: keyof typeof schemas) => ({ required: true, content: { 'application/json': { schema: ref(id) } } });
   const idParam = [{ name: 'id', in: 'path', required: true, schema: { type: 'string', format: 'uuid' } }];
   const noStore = { '501': problem('this server has no user store for traders') };
+  /** Query parameters from a route's zod query schema (the same one the route validates with). */
+  const queryParams = (schema: z.ZodObject) => {
+    const js = z.toJSONSchema(schema, { io: 'input' }) as {
+      properties: Record<string, object>;
+      required?: string[];
+    };
+    return Object.entries(js.properties).map(([name, s]) => ({
+      name,
+      in: 'query',
+      required: js.required?.includes(name) ?? false,
+      schema: s,
+    }));
+  };
 
   return {
     openapi: '3.1.0',
@@ -227,6 +244,49 @@ export function buildOpenApi() {
             '422': problem('Binance does not know the symbol'),
             '502': problem('Binance did not answer'),
             ...authErrors,
+          },
+        },
+      },
+      '/v1/signals': {
+        get: {
+          summary: 'My signals, newest first, with the values that fired them and the AI note (paged)',
+          security,
+          parameters: queryParams(signalQuerySchema),
+          responses: {
+            '200': json200('SignalList', '`next` is the cursor of the next, older page'),
+            '400': problem('invalid query; `errors` point at the parameter'),
+            ...noStore,
+            ...authErrors,
+          },
+        },
+      },
+      '/v1/market/klines': {
+        get: {
+          summary: 'Recent closed candles of one stream from Binance (the chart’s backfill; cached a few seconds)',
+          security,
+          parameters: queryParams(klinesQuerySchema),
+          responses: {
+            '200': json200('Klines', 'oldest first; the candle still forming is left out'),
+            '400': problem('invalid query'),
+            '422': problem('Binance does not know the symbol'),
+            '502': problem('Binance did not answer'),
+            ...authErrors,
+          },
+        },
+      },
+      '/v1/machines/me/events': {
+        get: {
+          summary: 'My machine’s status as server-sent events: at once and on every change',
+          description:
+            '`event: status` carries what GET /v1/machines/me answers (`null`: no machine); `event: error` a ' +
+            'failed read (the stream stays open); `event: expired` ends the stream when the token expires. ' +
+            'Every open page of a user shares one status poller; the connection counts once against the ' +
+            'status budget. Send the token as `Authorization: Bearer` (fetch; EventSource cannot).',
+          security,
+          responses: {
+            '200': { description: 'an event stream', content: { 'text/event-stream': { schema: { type: 'string' } } } },
+            '429': problem('too many open event streams for this user, or too many requests'),
+            '401': problem('missing, expired or invalid access token'),
           },
         },
       },

@@ -19,6 +19,17 @@ import {
   type UpdateTraderRequest,
 } from './schemas';
 import { createCloudStreamClient, type CloudStreamClient, type CloudStreamOptions } from './stream';
+import {
+  klinesSchema,
+  previewSchema,
+  signalListSchema,
+  type Klines,
+  type Preview,
+  type PreviewRequest,
+  type SignalList,
+  type SignalQuery,
+} from './market-schemas';
+import { EVENTS_PATH, watchMachine, type MachineWatch, type MachineWatchHandlers } from './machine-events';
 
 /** The Supabase access token of the signed-in user; called before every request, so it may refresh. */
 export type AccessTokenProvider = () => string | null | undefined | Promise<string | null | undefined>;
@@ -50,6 +61,14 @@ export interface CloudExecutionClient {
   updateTrader(id: string, body: UpdateTraderRequest): Promise<Trader>;
   /** `DELETE /v1/traders/:id`. */
   deleteTrader(id: string): Promise<void>;
+  /** `POST /v1/traders/preview`: what a definition would have fired over the last candles (not saved). */
+  previewTrader(body: PreviewRequest): Promise<Preview>;
+  /** `GET /v1/signals`: my signals, newest first; `next` pages back. */
+  signals(query?: SignalQuery): Promise<SignalList>;
+  /** `GET /v1/market/klines`: recent closed candles of one stream (the chart's backfill). */
+  klines(query: { symbol: string; interval: string; limit?: number }): Promise<Klines>;
+  /** `GET /v1/machines/me/events`: the machine's status now and on every change, until `close()`. */
+  watchMachine(handlers: MachineWatchHandlers): MachineWatch;
   /** `ws(s)://<api>/v1/machines/me/stream`. */
   readonly streamUrl: string;
   /** A stream client for this API and token; `connect()` it. */
@@ -132,6 +151,19 @@ export function createCloudExecutionClient(options: CloudExecutionClientOptions)
     async deleteTrader(id) {
       await call('DELETE', `/v1/traders/${encodeURIComponent(id)}`, z.optional(z.unknown()));
     },
+    async previewTrader(body) {
+      return (await call('POST', '/v1/traders/preview', previewSchema, body)).data;
+    },
+    async signals(query = {}) {
+      return (await call('GET', `/v1/signals${queryString(query)}`, signalListSchema)).data;
+    },
+    async klines(query) {
+      return (await call('GET', `/v1/market/klines${queryString(query)}`, klinesSchema)).data;
+    },
+    watchMachine(handlers) {
+      const url = new URL(EVENTS_PATH, base).toString();
+      return watchMachine({ url, getAccessToken: options.getAccessToken, fetch: options.fetch }, handlers);
+    },
     stream(streamOptions = {}) {
       return createCloudStreamClient({
         ...streamOptions,
@@ -155,6 +187,13 @@ export function createCloudExecutionClient(options: CloudExecutionClientOptions)
     },
   };
   return client;
+}
+
+function queryString(q: object): string {
+  const params = new URLSearchParams();
+  for (const [k, v] of Object.entries(q)) if (v !== undefined && v !== null) params.set(k, String(v));
+  const s = params.toString();
+  return s ? `?${s}` : '';
 }
 
 function errorFrom(res: Response, json: unknown): CloudExecutionError {

@@ -39,3 +39,6 @@ export type {
   TraderList,
   UpdateTraderRequest,
 } from './schemas';
+export { EVENTS_PATH } from './machine-events';
+export type { MachineWatch, MachineWatchHandlers } from './machine-events';
+export type { Kline, Klines, Preview, PreviewRequest, SignalList, SignalQuery, StoredSignal } from './market-schemas';

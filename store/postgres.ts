@@ -193,9 +193,20 @@ export function createPostgresUserStore(pool: pg.Pool, userId: string): UserStor
       }),
     listTradeSignals: (opts) =>
       asUser(async (c) => {
-        const { rows } = await c.query('select * from public.signals order by fired_at desc, id limit $1', [
-          opts?.limit ?? 100,
-        ]);
+        const { rows } = await c.query(
+          `select * from public.signals
+            where ($2::timestamptz is null or (fired_at, id) < ($2, $3::uuid))
+              and ($4::text is null or symbol = $4)
+              and ($5::text is null or interval = $5)
+            order by fired_at desc, id desc limit $1`,
+          [
+            opts?.limit ?? 100,
+            opts?.before?.firedAt ?? null,
+            opts?.before?.id ?? null,
+            opts?.symbol ?? null,
+            opts?.interval ?? null,
+          ],
+        );
         return rows.map(toSignal);
       }),
     getMachine: () =>
@@ -211,7 +222,7 @@ export function createPostgresUserStore(pool: pg.Pool, userId: string): UserStor
 function traderWrites(
   asUser: <T>(work: (c: pg.PoolClient) => Promise<T>) => Promise<T>,
   userId: string,
-): Omit<UserTraderStore, 'userId' | 'listTraders'> {
+): Omit<UserTraderStore, 'userId' | 'listTraders' | 'listTradeSignals'> {
   const first = (rows: unknown[]) => (rows[0] ? toTrader(rows[0] as Row) : null);
   return {
     getTrader: (id) =>

@@ -184,12 +184,18 @@ export function createSupabaseUserStore(opts: {
       return row ? { inserted: true, signal: toSignal(row) } : { inserted: false, signal: null };
     },
     async listTradeSignals(o) {
+      let query = db.from('signals').select('*');
+      if (o?.before) {
+        const at = o.before.firedAt.toISOString();
+        query = query.or(`fired_at.lt.${at},and(fired_at.eq.${at},id.lt.${o.before.id})`);
+      }
+      if (o?.symbol) query = query.eq('symbol', o.symbol);
+      if (o?.interval) query = query.eq('interval', o.interval);
       const rows = check(
         'signals',
-        await db
-          .from('signals')
-          .select('*')
+        await query
           .order('fired_at', { ascending: false })
+          .order('id', { ascending: false })
           .limit(o?.limit ?? 100),
       );
       return (rows ?? []).map(toSignal);

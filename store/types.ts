@@ -134,6 +134,8 @@ export interface UserTraderStore {
   updateTrader(id: string, patch: TraderPatch): Promise<Trader | null>;
   /** True when it was there (its signals go with it). */
   deleteTrader(id: string): Promise<boolean>;
+  /** The user's signals, newest first (the page's signal list and chart markers). */
+  listTradeSignals(opts?: TradeSignalQuery): Promise<TradeSignalRow[]>;
 }
 
 export interface NewTradeSignal {
@@ -152,6 +154,17 @@ export interface TradeSignalRow extends Required<NewTradeSignal> {
 }
 
 /**
+ * Newest first (fired_at, then id, both descending: a total order, so pages never skip a tie);
+ * `before` pages back from a row; `symbol` / `interval` narrow to one stream.
+ */
+export interface TradeSignalQuery {
+  limit?: number;
+  before?: { firedAt: Date; id: string };
+  symbol?: string;
+  interval?: string;
+}
+
+/**
  * What a user's own credentials may do (RLS enforced by the database): the machine runtime and
  * anything acting for one user use this, never the service store.
  */
@@ -160,7 +173,7 @@ export interface UserStore {
   listTraders(opts?: { enabledOnly?: boolean }): Promise<Trader[]>;
   /** Inserts once per (trader, symbol, interval, candle); `inserted: false` for a repeat. */
   insertTradeSignal(signal: NewTradeSignal): Promise<{ inserted: boolean; signal: TradeSignalRow | null }>;
-  listTradeSignals(opts?: { limit?: number }): Promise<TradeSignalRow[]>;
+  listTradeSignals(opts?: TradeSignalQuery): Promise<TradeSignalRow[]>;
   getMachine(): Promise<MachineRow | null>;
 }
 
