@@ -6,7 +6,13 @@ import { createMetrics } from '../machine-runtime/metrics';
 import { InvalidSymbolError, KlinesClient } from '../machine-runtime/rest';
 import type { TraderDefinition } from '../machine-runtime/trader-schema';
 import { HttpProblem } from './problem';
-import { parseWithDefinition, previewRequestSchema, type previewResponseSchema } from './traders-schema';
+import {
+  createTraderSchema,
+  parseWithDefinition,
+  previewRequestSchema,
+  type previewResponseSchema,
+  type validationResponseSchema,
+} from './traders-schema';
 
 type Preview = z.infer<typeof previewResponseSchema>;
 const PAGE = 1000;
@@ -64,11 +70,29 @@ export async function lastClosedCandles(
   return rows.slice(-count);
 }
 
-/** `POST /v1/traders/preview`: how often a definition would have fired recently, from Binance's klines. */
+/**
+ * `POST /v1/traders/preview`: how often a definition would have fired recently, from Binance's klines.
+ * `POST /v1/traders/validate`: what POST /v1/traders would say of a body, without saving it (the page's
+ * editor asks while the user types: `validateRoute` has its own budget, so typing never spends Start's).
+ */
 export function registerPreviewRoute(
   app: FastifyInstance,
-  deps: { userRoute: RouteShorthandOptions; binanceRestUrl: string; klines?: Pick<KlinesClient, 'page'> },
+  deps: {
+    userRoute: RouteShorthandOptions;
+    validateRoute: RouteShorthandOptions;
+    binanceRestUrl: string;
+    klines?: Pick<KlinesClient, 'page'>;
+  },
 ) {
+  app.post(
+    '/v1/traders/validate',
+    deps.validateRoute,
+    async (req): Promise<z.infer<typeof validationResponseSchema>> => {
+      const body = parseWithDefinition(createTraderSchema, req.body ?? {});
+      return body.success ? { valid: true, errors: [] } : { valid: false, errors: body.errors };
+    },
+  );
+
   const klines =
     deps.klines ??
     new KlinesClient({ restUrl: deps.binanceRestUrl, log: app.log, metrics: createMetrics(), timeoutMs: 10_000 });

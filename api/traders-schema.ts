@@ -65,6 +65,13 @@ export const previewResponseSchema = z.object({
   to: z.string().nullable().describe('close time of the last candle (ISO 8601)'),
 });
 
+export const validationResponseSchema = z.object({
+  valid: z.boolean(),
+  errors: z
+    .array(z.object({ path: z.string(), message: z.string() }))
+    .describe('as POST /v1/traders would answer them: each names its field from the body’s root'),
+});
+
 export const toTraderResponse = (t: Trader): z.infer<typeof traderSchema> => ({
   id: t.id,
   name: t.name,

@@ -23,11 +23,13 @@ import {
   klinesSchema,
   previewSchema,
   signalListSchema,
+  validationSchema,
   type Klines,
   type Preview,
   type PreviewRequest,
   type SignalList,
   type SignalQuery,
+  type Validation,
 } from './market-schemas';
 import { EVENTS_PATH, watchMachine, type MachineWatch, type MachineWatchHandlers } from './machine-events';
 
@@ -63,6 +65,8 @@ export interface CloudExecutionClient {
   deleteTrader(id: string): Promise<void>;
   /** `POST /v1/traders/preview`: what a definition would have fired over the last candles (not saved). */
   previewTrader(body: PreviewRequest): Promise<Preview>;
+  /** `POST /v1/traders/validate`: the errors a create would answer (at their fields), without saving. */
+  validateTrader(body: CreateTraderRequest): Promise<Validation>;
   /** `GET /v1/signals`: my signals, newest first; `next` pages back. */
   signals(query?: SignalQuery): Promise<SignalList>;
   /** `GET /v1/market/klines`: recent closed candles of one stream (the chart's backfill). */
@@ -153,6 +157,9 @@ export function createCloudExecutionClient(options: CloudExecutionClientOptions)
     },
     async previewTrader(body) {
       return (await call('POST', '/v1/traders/preview', previewSchema, body)).data;
+    },
+    async validateTrader(body) {
+      return (await call('POST', '/v1/traders/validate', validationSchema, body)).data;
     },
     async signals(query = {}) {
       return (await call('GET', `/v1/signals${queryString(query)}`, signalListSchema)).data;

@@ -41,4 +41,13 @@ export type {
 } from './schemas';
 export { EVENTS_PATH } from './machine-events';
 export type { MachineWatch, MachineWatchHandlers } from './machine-events';
-export type { Kline, Klines, Preview, PreviewRequest, SignalList, SignalQuery, StoredSignal } from './market-schemas';
+export type {
+  Kline,
+  Klines,
+  Preview,
+  PreviewRequest,
+  SignalList,
+  SignalQuery,
+  StoredSignal,
+  Validation,
+} from './market-schemas';

@@ -61,3 +61,10 @@ export const previewSchema = z.object({
   to: z.nullable(z.string()),
 });
 export type Preview = z.infer<typeof previewSchema>;
+
+/** `POST /v1/traders/validate`: what a create would say, without saving. */
+export const validationSchema = z.object({
+  valid: z.boolean(),
+  errors: z.array(z.object({ path: z.string(), message: z.string() })),
+});
+export type Validation = z.infer<typeof validationSchema>;

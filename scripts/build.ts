@@ -3,6 +3,7 @@ import { cpSync, mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { bundleWorkflowCode } from '@temporalio/worker';
 import { build } from 'esbuild';
+import { PAGE_FILES } from '../api/dashboard/assets';
 import { dashboardBuildOptions } from '../api/dashboard/bundle';
 import { workflowInterceptorModules } from '../worker/tracing';
 
@@ -28,8 +29,7 @@ async function main() {
   say('compiled the production code (tsconfig.build.json) into dist/');
 
   for (const asset of [
-    'api/dashboard/index.html',
-    'api/dashboard/dashboard.css',
+    ...PAGE_FILES.map((f) => `api/dashboard/${f}`),
     'supabase/migrations',
     'supabase/local',
   ]) {

@@ -1,19 +1,23 @@
 /* global document, window, localStorage, location, atob */
 // The dashboard. It talks to the API only through the client library (client/), which the API bundles
-// with these modules at start-up (api/dashboard/bundle.ts). The status is polled every 2 s while the
-// machine is changing (provisioning, starting, stopping) and every 15 s otherwise; the start form's
-// choices come from GET /v1/options; Stop asks first.
+// with these modules at start-up (api/dashboard/bundle.ts). The machine's status arrives as server-sent
+// events (GET /v1/machines/me/events: at once and on every change, one poller per user on the server
+// for all tabs); only if that stream is refused does the page fall back to reading it every 15 s. The
+// start form's choices come from GET /v1/options; Stop asks first.
 import { createCloudExecutionClient } from '../../client/index';
+import { createChartCard } from './chart';
 import { confirmDialog } from './confirm';
 import { createLiveCard } from './live';
 import { billingText, describeReason, stepText } from './machine-text';
+import { createSignalsCard, fromLive } from './signals';
+import { createTraderEditor } from './trader-editor';
 import { createTradersCard } from './traders';
 
 (() => {
   'use strict';
   const TOKEN_KEY = 'cloud-machine.token';
-  const FAST_POLL_MS = 2000;
-  const SLOW_POLL_MS = 15000;
+  const TICK_MS = 2000;
+  const FALLBACK_POLL_MS = 15000;
   const CHANGING = ['provisioning', 'starting', 'stopping'];
   const $ = (id) => document.getElementById(id);
 
@@ -26,8 +30,31 @@ import { createTradersCard } from './traders';
   let pollError = '';
 
   const client = createCloudExecutionClient({ baseUrl: location.origin, getAccessToken: () => token });
-  const live = createLiveCard(client.stream());
-  const traders = createTradersCard({ client, hasToken: () => !!token });
+  const chart = createChartCard({ client });
+  const signals = createSignalsCard({
+    client,
+    onPick: (s) => void chart.showCandle(s.symbol, s.interval, Date.parse(s.candleOpenAt)),
+  });
+  const live = createLiveCard(client.stream(), {
+    onHello: (hello) => chart.setStreams(hello.streams),
+    onCandle: (c) => chart.onCandle(c),
+    onSignal: (m) => {
+      const s = fromLive(m);
+      if (signals.add(s)) chart.onSignal(s);
+    },
+  });
+  const editor = createTraderEditor({
+    client,
+    onSaved: () => traders.load(),
+    onPickFiring: (symbol, interval, openTime) => void chart.showCandle(symbol, interval, openTime),
+  });
+  const traders = createTradersCard({
+    client,
+    hasToken: () => !!token,
+    onLoaded: (list) => chart.setTraders(list),
+    onEdit: (t) => editor.edit(t),
+    onPreview: (definition, boxId) => editor.preview(definition, boxId),
+  });
 
   // --- helpers -------------------------------------------------------------------------------------
   const fmtTime = (iso) => (iso ? new Date(iso).toLocaleTimeString() : '—');
@@ -142,11 +169,35 @@ import { createTradersCard } from './traders';
     live.sync(!!token && !!s && s.state === 'running', s);
   }
 
-  /** The next poll: soon while the machine is changing, rarely while nothing is. */
+  // --- status events (one stream per token; polling only if the stream is refused) ----------------------
+  let watch = null;
+  let watchToken = '';
+  let watchRefused = '';
   function schedule() {
     window.clearTimeout(pollTimer);
-    const changing = busy || (state && CHANGING.includes(state.state));
-    pollTimer = window.setTimeout(() => void poll(), changing ? FAST_POLL_MS : SLOW_POLL_MS);
+    if (watch && watchToken !== token) {
+      watch.close();
+      watch = null;
+    }
+    if (token && !watch && watchRefused !== token) {
+      watchToken = token;
+      watch = client.watchMachine({
+        onStatus: (s) => {
+          pollError = '';
+          renderStatus(s);
+          showErrors();
+        },
+        onError: (detail, final) => {
+          pollError = detail;
+          showErrors();
+          if (!final) return;
+          watchRefused = watchToken;
+          watch = null;
+          schedule();
+        },
+      });
+    }
+    if (token && !watch) pollTimer = window.setTimeout(() => void poll(), FALLBACK_POLL_MS);
   }
 
   async function poll() {
@@ -184,6 +235,7 @@ import { createTradersCard } from './traders';
     renderWho();
     void poll();
     void traders.load();
+    void signals.reload(!!token);
   }
   $('token-form').addEventListener('submit', (ev) => {
     ev.preventDefault();
@@ -215,5 +267,5 @@ import { createTradersCard } from './traders';
   void loadOptions();
   tokenChanged();
   // The stream's connection line ("last frame 3 s ago") ticks without asking the API anything.
-  window.setInterval(() => live.renderConnection(), FAST_POLL_MS);
+  window.setInterval(() => live.renderConnection(), TICK_MS);
 })();

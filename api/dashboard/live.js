@@ -1,19 +1,11 @@
 /* global document */
 // The "Live" card: the machine's stream, followed by the client library's stream client (token as the
-// `bearer` subprotocol, reconnect with backoff), shown as tiles, health, signals and the last frame.
-
-const MAX_SIGNALS = 50;
+// `bearer` subprotocol, reconnect with backoff), shown as tiles, health and the last frame. Its
+// `hello`, closed candles and signals go on to the chart and the signals list (the handlers).
 const $ = (id) => document.getElementById(id);
-const fmtTime = (iso) => (iso ? new Date(iso).toLocaleTimeString() : '—');
 const fmtNum = (n) => (typeof n === 'number' ? n.toLocaleString() : '—');
-const el = (tag, cls, text) => {
-  const e = document.createElement(tag);
-  if (cls) e.className = cls;
-  if (text !== undefined) e.textContent = text;
-  return e;
-};
 
-export function createLiveCard(stream) {
+export function createLiveCard(stream, handlers) {
   function setStreamStatus(text, cls) {
     const pill = $('stream-status');
     pill.textContent = text;
@@ -66,6 +58,7 @@ export function createLiveCard(stream) {
   function onFrame(msg) {
     if (msg.type === 'hello') {
       $('m-traders').textContent = fmtNum(msg.traders);
+      handlers.onHello(msg);
     } else if (msg.type === 'metrics') {
       $('m-candles').textContent = fmtNum(msg.candlesProcessed);
       $('m-evals').textContent = fmtNum(msg.evaluations);
@@ -82,19 +75,9 @@ export function createLiveCard(stream) {
         : `Unhealthy: ${(h.reasons || []).join('; ')}`;
     }
   }
-  // The runtime sends signals batched (`signals` frames); the client hands them on one at a time.
-  stream.on('signal', (m) => addSignal(m.signal));
-
-  function addSignal(s) {
-    const list = $('signals');
-    if (list.firstElementChild && list.firstElementChild.classList.contains('muted')) list.replaceChildren();
-    const li = el('li');
-    const time = el('time', '', fmtTime(s.firedAt));
-    const close = s.payload && s.payload.close !== undefined ? ` @ ${s.payload.close}` : '';
-    li.append(time, el('span', 'sym', s.symbol), el('span', 'muted', `${s.interval} · ${s.traderName || ''}${close}`));
-    list.prepend(li);
-    while (list.children.length > MAX_SIGNALS) list.lastElementChild.remove();
-  }
+  // The runtime sends candles and signals batched; the client hands them on one at a time.
+  stream.on('candle', (m) => handlers.onCandle(m.candle));
+  stream.on('signal', (m) => handlers.onSignal(m.signal));
 
   return { sync, renderConnection };
 }

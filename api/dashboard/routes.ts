@@ -1,9 +1,10 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { PAGE_STYLESHEETS } from './assets';
 import { dashboardBundle } from './bundle';
 
-/** The trader's page: `/`, its script (bundled with client/: ./bundle.ts) and its stylesheet. */
+/** The trader's page: `/`, its script (bundled with client/: ./bundle.ts) and its stylesheets (./assets.ts). */
 export async function registerDashboardRoutes(app: FastifyInstance) {
   const page = (file: string | Buffer, type: string) => {
     const body = Buffer.isBuffer(file) ? file : readFileSync(join(__dirname, file));
@@ -20,5 +21,5 @@ export async function registerDashboardRoutes(app: FastifyInstance) {
   };
   app.get('/', page('index.html', 'text/html; charset=utf-8'));
   app.get('/dashboard.js', page(Buffer.from(await dashboardBundle()), 'text/javascript; charset=utf-8'));
-  app.get('/dashboard.css', page('dashboard.css', 'text/css; charset=utf-8'));
+  for (const css of PAGE_STYLESHEETS) app.get(`/${css}`, page(css, 'text/css; charset=utf-8'));
 }

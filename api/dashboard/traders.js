@@ -1,7 +1,8 @@
 /* global document */
 // The "My traders" card: the user's traders (GET /v1/traders) with an enable switch (PATCH `enabled`),
-// delete after a confirmation, and a small create form whose validation errors (the API's 400
-// `errors`, each naming a field path) show next to the field they point at.
+// Edit (in the JSON editor), delete after a confirmation, and a create form for the common filters,
+// with a preview, whose validation errors (the API's 400 `errors`, each naming a field path) show next
+// to the field they point at. The full language is the JSON editor's (trader-editor.js).
 import { confirmDialog } from './confirm';
 
 const $ = (id) => document.getElementById(id);
@@ -18,11 +19,25 @@ const FIELDS = [
   ['name', 't-name'],
   ['definition.symbols', 't-symbols'],
   ['definition.interval', 't-interval'],
-  ['definition.filter', 't-rsi'],
+  ['definition.filter', 't-value'],
 ];
+
+/** The common filters the form offers, as the trader language says them. */
+const KINDS = {
+  'rsi-below': (v) => ({ all: [{ left: { indicator: 'rsi', period: 14 }, op: '<', right: v }] }),
+  'rsi-above': (v) => ({ all: [{ left: { indicator: 'rsi', period: 14 }, op: '>', right: v }] }),
+  'ema-cross-up': (v) => ({
+    all: [{ left: { indicator: 'price', field: 'close' }, op: 'crossesAbove', right: { indicator: 'ema', period: v } }],
+  }),
+  'ema-cross-down': (v) => ({
+    all: [{ left: { indicator: 'price', field: 'close' }, op: 'crossesBelow', right: { indicator: 'ema', period: v } }],
+  }),
+  'volume-spike': (v) => ({ all: [{ left: { indicator: 'volumeRatio', period: 20 }, op: '>', right: v }] }),
+  'change-above': (v) => ({ all: [{ left: { indicator: 'change', period: 1 }, op: '>', right: v }] }),
+};
 const fieldFor = (path) => (FIELDS.find(([prefix]) => path === prefix || path.startsWith(`${prefix}.`)) || [])[1];
 
-export function createTradersCard({ client, hasToken }) {
+export function createTradersCard({ client, hasToken, onLoaded, onEdit, onPreview }) {
   let traders = [];
 
   const showError = (message) => {
@@ -52,11 +67,15 @@ export function createTradersCard({ client, hasToken }) {
       box.setAttribute('aria-label', `${t.name} enabled`);
       box.addEventListener('change', () => void setEnabled(t, box));
       toggle.append(box, el('span', '', t.enabled ? 'on' : 'off'));
+      const edit = el('button', 'ghost', 'Edit');
+      edit.type = 'button';
+      edit.setAttribute('aria-label', `Edit ${t.name}`);
+      edit.addEventListener('click', () => onEdit(t));
       const del = el('button', 'ghost danger-text', 'Delete');
       del.type = 'button';
       del.setAttribute('aria-label', `Delete ${t.name}`);
       del.addEventListener('click', () => void remove(t, del));
-      li.append(text, toggle, del);
+      li.append(text, toggle, edit, del);
       list.append(li);
     }
   }
@@ -65,6 +84,7 @@ export function createTradersCard({ client, hasToken }) {
     if (!hasToken()) {
       traders = [];
       showError('');
+      onLoaded(traders);
       return render();
     }
     try {
@@ -72,6 +92,7 @@ export function createTradersCard({ client, hasToken }) {
       traders = result.traders;
       showError('');
       render(result.max);
+      onLoaded(traders);
     } catch (err) {
       showError(detailOf(err));
     }
@@ -136,17 +157,23 @@ export function createTradersCard({ client, hasToken }) {
     void create();
   });
 
-  async function create() {
-    clearFieldErrors();
+  function formDefinition() {
     const symbols = $('t-symbols')
       .value.split(/[\s,]+/)
       .filter(Boolean);
-    const below = $('t-rsi').value === '' ? NaN : Number($('t-rsi').value);
-    const definition = {
-      symbols,
-      interval: $('t-interval').value,
-      filter: { all: [{ left: { indicator: 'rsi', period: 14 }, op: '<', right: below }] },
-    };
+    const value = $('t-value').value === '' ? NaN : Number($('t-value').value);
+    return { symbols, interval: $('t-interval').value, filter: KINDS[$('t-kind').value](value) };
+  }
+
+  $('t-preview').addEventListener('click', async () => {
+    clearFieldErrors();
+    const err = await onPreview(formDefinition(), 't-preview-result');
+    if (err && err.errors) showFieldErrors(err);
+  });
+
+  async function create() {
+    clearFieldErrors();
+    const definition = formDefinition();
     const submit = $('trader-create');
     submit.disabled = true;
     try {
