@@ -90,6 +90,8 @@ describeWithData('the trader’s page in Chromium: editor → preview → Start 
     );
     const previewText = (await page.textContent('#j-preview-result .preview-summary'))!;
     expect(Number(/fired (\d+) times/.exec(previewText)![1])).toBeGreaterThan(50);
+    await shoot('editor-desktop');
+    await shoot('editor-phone', PHONE);
     await page.focus('#j-save');
     await page.keyboard.press('Enter');
     await page.waitForFunction(() =>

@@ -28,6 +28,7 @@ function operandsOf(group) {
 }
 
 const BACKFILL = 300;
+const DEFAULT_STREAM = 'BTCUSDT|1m';
 const COLORS = ['#f59e0b', '#a855f7', '#06b6d4', '#ec4899', '#84cc16', '#f97316', '#14b8a6', '#eab308'];
 /** Indicators drawn over the candles (same scale as the price); the others get a pane each. */
 const OVERLAY = new Set(['ema', 'sma', 'bollinger']);
@@ -79,6 +80,8 @@ export function createChartCard({ client, onError }) {
   function renderPicker() {
     const keys = new Set(streams);
     for (const t of traders) for (const s of t.definition.symbols) keys.add(streamKey(s, t.definition.interval));
+    // Nothing followed yet: the market itself, so the chart is never an empty box.
+    if (keys.size === 0) keys.add(DEFAULT_STREAM);
     const list = [...keys].sort();
     const picker = $('chart-stream');
     const chosen = current ? streamKey(current.symbol, current.interval) : picker.value;
@@ -92,9 +95,8 @@ export function createChartCard({ client, onError }) {
         return opt;
       }),
     );
-    picker.disabled = list.length === 0;
-    if (!current && list.length > 0) void show(...list[0].split('|'));
-    if (list.length === 0) setStatus('No stream to chart yet: create a trader.');
+    picker.disabled = false;
+    if (!current) void show(...list[0].split('|'));
   }
 
   function clearLines() {
@@ -186,10 +188,20 @@ export function createChartCard({ client, onError }) {
 
   return {
     /** My traders changed: their streams and indicators. */
-    setTraders(list) {
+    setTraders(list, signedIn) {
       traders = list;
+      if (!signedIn) {
+        clearLines();
+        current = null;
+        candles.setData([]);
+        markers.setMarkers([]);
+        delete box.dataset.bars;
+        return setStatus('Sign in to see the market.');
+      }
+      // The indicators follow the traders: redraw what is shown (renderPicker draws the first stream itself).
+      const shown = current;
       renderPicker();
-      if (current) void show(current.symbol, current.interval);
+      if (shown) void show(shown.symbol, shown.interval);
     },
     /** The machine's `hello`: the streams it follows. */
     setStreams(list) {

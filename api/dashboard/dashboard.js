@@ -51,7 +51,7 @@ import { createTradersCard } from './traders';
   const traders = createTradersCard({
     client,
     hasToken: () => !!token,
-    onLoaded: (list) => chart.setTraders(list),
+    onLoaded: (list, signedIn) => chart.setTraders(list, signedIn),
     onEdit: (t) => editor.edit(t),
     onPreview: (definition, boxId) => editor.preview(definition, boxId),
   });

@@ -84,7 +84,7 @@ export function createTradersCard({ client, hasToken, onLoaded, onEdit, onPrevie
     if (!hasToken()) {
       traders = [];
       showError('');
-      onLoaded(traders);
+      onLoaded(traders, hasToken());
       return render();
     }
     try {
@@ -92,7 +92,7 @@ export function createTradersCard({ client, hasToken, onLoaded, onEdit, onPrevie
       traders = result.traders;
       showError('');
       render(result.max);
-      onLoaded(traders);
+      onLoaded(traders, hasToken());
     } catch (err) {
       showError(detailOf(err));
     }
