@@ -21,7 +21,7 @@ export function createApiMetrics(opts: { defaultMetrics?: boolean } = {}) {
     }),
     webhooks: new Counter({
       name: 'api_webhooks_total',
-      help: 'Billing webhooks by event type and result',
+      help: 'Billing webhooks (ours and Stripe’s) by event type (Stripe’s own type; `stripe` before verification) and result',
       labelNames: ['type', 'result'] as const,
       registers: [registry],
     }),

@@ -4,11 +4,13 @@ import type { ServiceStore } from '../store/types';
 import type { ApiConfig } from './config';
 import type { ApiMetrics } from './metrics';
 import { HttpProblem } from './problem';
+import { registerStripeWebhook } from './stripe-webhook';
 import { applyBillingEvent, parseBillingEvent, SIGNATURE_HEADER, verifyWebhookSignature } from './webhooks';
 
 /**
  * `POST /v1/webhooks/billing`: signed billing events, recorded and applied once by event id, then the
  * user's workflow is nudged (api/webhooks.ts has the rules). Raw body: the signature is over the exact bytes.
+ * `POST /v1/webhooks/stripe` shares the scope: Stripe's events, mapped to the same events (api/stripe-webhook.ts).
  */
 export async function registerWebhookRoutes(
   app: FastifyInstance,
@@ -54,5 +56,6 @@ export async function registerWebhookRoutes(
         return reply.code(200).send(result);
       },
     );
+    registerStripeWebhook(scope, { config, metrics, temporal, store, gracePeriodMs, resumeAfterRecovery });
   });
 }
