@@ -37,6 +37,25 @@ const machineSignalSchema = z.strictObject({
   }),
 });
 
+/** Bounds above the runtime's own (≤ 1,000 streams, the API's trader limit): a bad machine stores no megabytes. */
+const MAX_CHECKPOINT_STREAMS = 2_000;
+const MAX_CHECKPOINT_TRADERS = 1_000;
+const atMost = (n: number) => (r: Record<string, unknown>) => Object.keys(r).length <= n;
+
+/** A runtime checkpoint as a machine writes it (machine-runtime/checkpoint.ts): open times and updatedAt in ms. */
+export const machineCheckpointSchema = z.strictObject({
+  machineId: z.string().min(1).max(100).nullable(),
+  streams: z
+    .record(
+      z.string().regex(/^[A-Z0-9]{2,20}\|\d{1,2}[smhdwM]$/, 'a stream key SYMBOL|interval'),
+      z.number().int().min(0),
+    )
+    .refine(atMost(MAX_CHECKPOINT_STREAMS), { message: `at most ${MAX_CHECKPOINT_STREAMS} streams` }),
+  traders: z
+    .record(z.uuid(), z.number().int().min(0))
+    .refine(atMost(MAX_CHECKPOINT_TRADERS), { message: `at most ${MAX_CHECKPOINT_TRADERS} traders` }),
+});
+
 /**
  * Which user's machine calls: a token signed with that user's machine key (HMAC of the JWT secret and
  * the user id, derived here, never stored), `purpose: machine-api`, at most 5 minutes long. The `sub`
@@ -71,7 +90,8 @@ export function createMachineVerifier(jwtSecret: string) {
 /**
  * `/v1/machine/*`: what a user's machine may do through the control plane, as that user, with its
  * own machine key and no database credential: read its traders, write its signals (RLS applies them
- * as the user: only for its own traders), read its machine row, and ask for an AI note on a signal
+ * as the user: only for its own traders), read its machine row, read and write its runtime
+ * checkpoint, and ask for an AI note on a signal
  * (the Gemini key stays here), rate-limited per user.
  */
 export async function registerMachineApi(
@@ -116,6 +136,14 @@ export async function registerMachineApi(
     return storeOf(req).listTradeSignals({ limit: q.data.limit });
   });
   app.get('/v1/machine/machine', asMachine, async (req) => storeOf(req).getMachine());
+  // Where the machine's runtime stood, so a restarted machine evaluates what it missed, once.
+  app.get('/v1/machine/checkpoint', asMachine, async (req) => storeOf(req).getRuntimeCheckpoint());
+  app.put('/v1/machine/checkpoint', asMachine, async (req, reply) => {
+    const body = machineCheckpointSchema.safeParse(req.body);
+    if (!body.success) throw new HttpProblem(400, 'not a valid runtime checkpoint', { errors: zodErrors(body.error) });
+    await storeOf(req).putRuntimeCheckpoint(body.data);
+    return reply.code(204).send();
+  });
 
   // Counted in Postgres like every rate limit of the API (app.ts): one budget across all replicas.
   const perUser = app.rateLimit({

@@ -33,6 +33,10 @@ class NullStore implements UserStore {
   async getMachine() {
     return null;
   }
+  async getRuntimeCheckpoint() {
+    return null;
+  }
+  async putRuntimeCheckpoint() {}
 }
 
 interface Init {

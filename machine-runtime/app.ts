@@ -3,7 +3,8 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import type { UserStore } from '../store/types';
 import { createTokenVerifier, unverifiedExpiry, type TokenVerifier } from './auth';
 import { createBrowserHub, registerBrowserRoute } from './browser-hub';
-import type { Candle } from './candles';
+import { streamKey, type Candle } from './candles';
+import { CheckpointKeeper } from './checkpoint';
 import { registerControlRoutes } from './control';
 import { TraderEngine } from './engine';
 import { BinanceFeed, type FeedOptions } from './feed';
@@ -28,6 +29,10 @@ export interface MachineRuntimeDeps {
     machineApiUrl?: string;
     aiNoteTimeoutMs?: number;
     traderPollSeconds?: number;
+    /** FLY_MACHINE_ID: a checkpoint of another machine is not resumed (checkpoint.ts). */
+    machineId?: string;
+    /** RUNTIME_CATCHUP_MAX in ms: how old a close missed while down may be and still fire (default 1 h). */
+    catchUpMaxMs?: number;
   };
   store: UserStore;
   log: Log;
@@ -53,6 +58,8 @@ export interface MachineRuntimeDeps {
     /** Most candles in one `candles` frame (signals: a fifth of it); a fuller batch is sent at once. */
     wsBatchMax?: number;
     metricsIntervalMs?: number;
+    /** Runtime checkpoint writes are at most this often (default 5 s). */
+    checkpointDebounceMs?: number;
     /** How old the last evaluation may be before /health fails; default 2 × shortest interval + 60 s. */
     evaluationStaleMs?: number;
   };
@@ -109,6 +116,18 @@ export async function startMachineRuntime(deps: MachineRuntimeDeps) {
       if (evaluated) browsers.queueCandle(candle);
     },
   });
+  const checkpoint = new CheckpointKeeper({
+    store,
+    log,
+    metrics,
+    machineId: config.machineId ?? null,
+    clock,
+    catchUpMaxMs: config.catchUpMaxMs ?? 3_600_000,
+    unstoredFrom: (key) => tradeSignals.unstoredFrom(key),
+    streams: () => engine.streams(),
+    traders: () => engine.loadedTraders(),
+    debounceMs: opts.checkpointDebounceMs,
+  });
   const feed = new BinanceFeed({
     ...opts.feed,
     wsUrl: config.binanceWsUrl,
@@ -118,7 +137,15 @@ export async function startMachineRuntime(deps: MachineRuntimeDeps) {
     metrics,
     onClosed: (candles, source) => {
       const before = engine.stats.evaluations;
-      engine.onClosed(candles, source !== 'warmup');
+      const last = candles[candles.length - 1]!;
+      const key = streamKey(last.symbol, last.interval);
+      if (source === 'warmup') {
+        // History is evaluated silently; after a restart, the closes missed since the checkpoint fire.
+        const { from, mayFire } = checkpoint.plan(key, candles);
+        if (from > 0) engine.onClosed(from < candles.length ? candles.slice(0, from) : candles, false);
+        if (from < candles.length) engine.onClosed(candles.slice(from), true, mayFire);
+      } else engine.onClosed(candles, true);
+      checkpoint.evaluatedUpTo(key, last.openTime);
       metrics.evaluations.inc(engine.stats.evaluations - before);
     },
     // Its traders are marked invalid at the next load, which starts at once and drops the stream.
@@ -203,7 +230,10 @@ export async function startMachineRuntime(deps: MachineRuntimeDeps) {
     /** The current user token, renewed through /control/credentials (the store reads it per call). */
     getAccessToken: () => accessToken,
     clientCount: browsers.clientCount,
+    checkpoint,
     async start(): Promise<void> {
+      // Before any stream warms up: its warm-up is where missed closes are caught up.
+      await checkpoint.restore();
       await traders.reload();
       const poll = setInterval(() => void traders.reload(), (config.traderPollSeconds ?? 30) * 1000);
       const tick = setInterval(() => {
@@ -221,6 +251,9 @@ export async function startMachineRuntime(deps: MachineRuntimeDeps) {
       for (const t of timers) clearTimeout(t);
       await feed.stop();
       await tradeSignals.flush(2_000);
+      // After the sink: the last signals are stored, so the watermark can move past them.
+      await checkpoint.flush(2_000);
+      checkpoint.stop();
       tradeSignals.stop();
       browsers.flush();
       browsers.closeAll(1001, 'runtime stopping');

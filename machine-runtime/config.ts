@@ -16,7 +16,34 @@ export const runtimeEnv = {
   MACHINE_API_URL: z.url({ message: 'must be the API base URL, e.g. https://api.example.com' }).optional(),
   AI_NOTE_TIMEOUT_MS: z.coerce.number().int().min(100).max(60_000).default(4_000),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  /** Set by Fly on every machine: a checkpoint written by another machine is not resumed (checkpoint.ts). */
+  FLY_MACHINE_ID: z.string().min(1).max(100).optional(),
+  /** How old a close missed while the machine was down may be and still fire after its restart. */
+  RUNTIME_CATCHUP_MAX: z
+    .string()
+    .default('1 hour')
+    .transform((v, ctx) => {
+      const ms = durationMs(v);
+      if (ms === undefined || ms > maxCatchUpMs) {
+        ctx.addIssue({
+          code: 'custom',
+          message: 'must be a duration up to 24 hours, e.g. "1 hour", "30 minutes" or 0',
+        });
+        return z.NEVER;
+      }
+      return ms;
+    }),
 };
+
+const maxCatchUpMs = 24 * 3_600_000;
+const units: Record<string, number> = { s: 1_000, m: 60_000, h: 3_600_000 };
+
+/** "90 seconds", "30 minutes", "1 hour", "45s", "2h", or plain seconds ("0": off); undefined if not one. */
+export function durationMs(v: string): number | undefined {
+  const m = /^\s*(\d+)\s*(s|secs?|seconds?|m|mins?|minutes?|h|hours?)?\s*$/i.exec(v);
+  if (!m) return undefined;
+  return Number(m[1]) * units[(m[2] ?? 's')[0]!.toLowerCase()]!;
+}
 export type MachineRuntimeConfig = ReturnType<typeof loadConfig>;
 
 /** Validates the environment; a ConfigError names every bad or missing variable. */

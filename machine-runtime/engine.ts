@@ -39,6 +39,11 @@ export interface Firing {
   candle: Candle;
   /** Every value the filter read, so a signal explains itself. */
   values: Record<string, number | null>;
+  /**
+   * A close evaluated again after a restart (catch-up): the previous process may have stored and
+   * sent it already, so it goes to browsers only once the store says it is new.
+   */
+  replayed?: boolean;
 }
 
 export interface EngineOptions {
@@ -168,15 +173,22 @@ export class TraderEngine {
     return this.traders.length;
   }
 
+  /** The enabled, valid traders loaded (the checkpoint records them). */
+  loadedTraders(): readonly LoadedTrader[] {
+    return this.traders;
+  }
+
   streamState(key: string): StreamState | undefined {
     return this.streamsByKey.get(key)?.state;
   }
 
   /**
    * Feeds closed candles in order. `evaluate: false` (warm-up history) updates indicators and the
-   * change state without firing. Candles not newer than the last one are ignored.
+   * change state without firing: that alone rebuilds each trader's previous result after a restart.
+   * `replay` marks missed closes evaluated after a restart (checkpoint.ts): only the traders it
+   * accepts fire, flagged `replayed`. Candles not newer than the last one are ignored.
    */
-  onClosed(candles: readonly Candle[], evaluate: boolean): void {
+  onClosed(candles: readonly Candle[], evaluate: boolean, replay?: (t: LoadedTrader) => boolean): void {
     for (let n = 0; n < candles.length; n++) {
       const c = candles[n]!;
       const stream = this.streamsByKey.get(streamKey(c.symbol, c.interval));
@@ -195,14 +207,15 @@ export class TraderEngine {
         const was = b.last;
         b.last = result;
         if (!evaluate || !result || (was && b.trader.def.fireOn === 'change')) continue;
-        this.fire(b.trader, state, c);
+        if (replay && !replay(b.trader)) continue;
+        this.fire(b.trader, state, c, replay !== undefined);
       }
       this.stats.lastEvaluationAt = Date.now();
       this.opts.onCandle?.(c, evaluate);
     }
   }
 
-  private fire(t: LoadedTrader, state: StreamState, c: Candle): void {
+  private fire(t: LoadedTrader, state: StreamState, c: Candle, replayed: boolean): void {
     const id = `${t.id}|${c.symbol}|${c.interval}|${c.openTime}`;
     if (this.recentFirings.has(id)) return;
     this.recentFirings.add(id);
@@ -212,7 +225,7 @@ export class TraderEngine {
     const values: Record<string, number | null> = {};
     for (const o of t.operands) values[operandKey(o)] = state.value(o);
     this.stats.firings++;
-    this.opts.onFire({ trader: { id: t.id, name: t.name }, candle: c, values });
+    this.opts.onFire({ trader: { id: t.id, name: t.name }, candle: c, values, replayed });
   }
 
   recentFiringsSize(): number {

@@ -54,6 +54,22 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}) {
       help: 'Signals dropped because the undelivered queue was full',
       registers,
     }),
+    signalsRepeated: new Counter({
+      name: 'runtime_signals_repeated_total',
+      help: 'Firings replayed after a restart that the store already had (not sent to browsers again)',
+      registers,
+    }),
+    catchUpCandles: new Counter({
+      name: 'runtime_catchup_candles_total',
+      help: 'Closes missed while the machine was down, evaluated after its restart',
+      registers,
+    }),
+    checkpointWrites: new Counter({
+      name: 'runtime_checkpoint_writes_total',
+      help: 'Runtime checkpoint writes, by outcome',
+      labelNames: ['outcome'] as const,
+      registers,
+    }),
     signalQueue: new Gauge({ name: 'runtime_signal_queue', help: 'Signals waiting for the store', registers }),
     storeErrors: new Counter({
       name: 'runtime_store_errors_total',

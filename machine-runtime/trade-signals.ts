@@ -1,4 +1,5 @@
 import type { NewTradeSignal, UserStore } from '../store/types';
+import { streamKey } from './candles';
 import type { Firing } from './engine';
 import type { Annotator } from './gemini';
 import { backoffMs, sleep, type Log } from './log';
@@ -29,14 +30,26 @@ export interface TradeSignalSinkOptions {
   retryMaxMs?: number;
 }
 
+interface Queued {
+  signal: NewTradeSignal;
+  /** The stream (`SYMBOL|interval`) it fired on. */
+  key: string;
+  /** Already pushed to browsers; a replayed firing is pushed only once the store says it is new. */
+  announced: boolean;
+}
+
 /**
  * Firing → optional AI note (bounded by a timeout) → pushed to browsers → written to the store.
  * The note comes first because the store has no update: a late note would be lost. A failed or
  * slow note never holds the signal back longer than the timeout. Store writes are retried with
  * backoff in firing order; the insert is idempotent, so a retry after an ambiguous failure is safe.
+ * A replayed firing (a close evaluated again after a restart) goes the other way round: stored
+ * first, pushed only when the store reports it new, so browsers never get one twice.
  */
 export class TradeSignalSink {
-  private readonly queue: NewTradeSignal[] = [];
+  private readonly queue: Queued[] = [];
+  /** Per stream, open time → firings submitted but not yet stored: the checkpoint stops short of them. */
+  private readonly unstored = new Map<string, Map<number, number>>();
   private working = false;
   private annotating = 0;
   private stopped = false;
@@ -55,7 +68,31 @@ export class TradeSignalSink {
 
   submit(f: Firing): void {
     this.o.metrics.signals.inc();
-    void this.prepare(f).then((s) => this.deliver(s));
+    const key = streamKey(f.candle.symbol, f.candle.interval);
+    this.hold(key, f.candle.openTime, 1);
+    void this.prepare(f).then((s) => this.deliver({ signal: s, key, announced: f.replayed !== true }));
+  }
+
+  /** Open time of the earliest firing of stream `key` not yet stored (or dropped), if any. */
+  unstoredFrom(key: string): number | undefined {
+    const times = this.unstored.get(key);
+    if (!times) return undefined;
+    let min: number | undefined;
+    for (const t of times.keys()) if (min === undefined || t < min) min = t;
+    return min;
+  }
+
+  private hold(key: string, openTime: number, delta: 1 | -1): void {
+    let times = this.unstored.get(key);
+    if (!times) this.unstored.set(key, (times = new Map()));
+    const n = (times.get(openTime) ?? 0) + delta;
+    if (n > 0) times.set(openTime, n);
+    else times.delete(openTime);
+    if (times.size === 0) this.unstored.delete(key);
+  }
+
+  private release(q: Queued): void {
+    this.hold(q.key, q.signal.candleOpenAt.getTime(), -1);
   }
 
   stop(): void {
@@ -98,7 +135,7 @@ export class TradeSignalSink {
     };
   }
 
-  private deliver(s: NewTradeSignal): void {
+  private announce(s: NewTradeSignal): void {
     this.o.broadcast({
       traderId: s.traderId,
       traderName: String(s.payload.traderName),
@@ -108,9 +145,13 @@ export class TradeSignalSink {
       firedAt: (s.firedAt ?? new Date()).toISOString(),
       payload: s.payload,
     });
-    this.queue.push(s);
+  }
+
+  private deliver(q: Queued): void {
+    if (q.announced) this.announce(q.signal);
+    this.queue.push(q);
     if (this.queue.length > (this.o.queueLimit ?? 1_000)) {
-      this.queue.shift();
+      this.release(this.queue.shift()!);
       this.o.metrics.signalsDropped.inc();
     }
     this.o.metrics.signalQueue.set(this.queue.length);
@@ -120,7 +161,8 @@ export class TradeSignalSink {
   /** Resolves once the queue is empty (tests, shutdown). */
   async flush(timeoutMs = 5_000): Promise<boolean> {
     const deadline = Date.now() + timeoutMs;
-    while (this.queue.length > 0 || this.annotating > 0) {
+    // `unstored` also counts firings still being prepared (their note), not yet in the queue.
+    while (this.queue.length > 0 || this.unstored.size > 0 || this.annotating > 0) {
       if (Date.now() > deadline) return false;
       await sleep(10);
     }
@@ -135,8 +177,15 @@ export class TradeSignalSink {
       while (this.queue.length > 0 && !this.stopped) {
         const head = this.queue[0]!;
         try {
-          await this.o.store.insertTradeSignal(head);
-          if (this.queue[0] === head) this.queue.shift();
+          const { inserted } = await this.o.store.insertTradeSignal(head.signal);
+          if (this.queue[0] === head) {
+            this.queue.shift();
+            this.release(head);
+          }
+          if (!head.announced) {
+            if (inserted) this.announce(head.signal);
+            else this.o.metrics.signalsRepeated.inc();
+          }
           this.lastStoreOkAt = Date.now();
           this.o.metrics.signalsStored.inc();
           this.o.metrics.signalQueue.set(this.queue.length);

@@ -1,5 +1,5 @@
 import { signMachineApiToken } from '../common/machine-api-token';
-import type { MachineRow, NewTradeSignal, TradeSignalRow, Trader, UserStore } from './types';
+import type { MachineRow, NewTradeSignal, RuntimeCheckpointRow, TradeSignalRow, Trader, UserStore } from './types';
 
 /**
  * A user's store through the control plane's machine-facing API (`/v1/machine/*`), for machines in
@@ -15,7 +15,7 @@ export function createMachineApiUserStore(opts: {
   timeoutMs?: number;
 }): UserStore & { close(): Promise<void> } {
   const http = opts.fetch ?? fetch;
-  async function call<T>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
+  async function call<T>(method: 'GET' | 'POST' | 'PUT', path: string, body?: unknown): Promise<T> {
     const token = await signMachineApiToken(opts.machineKey, opts.userId);
     const res = await http(new URL(path, opts.apiUrl), {
       method,
@@ -36,7 +36,8 @@ export function createMachineApiUserStore(opts: {
       }
       throw new Error(`machine API ${method} ${path}: HTTP ${res.status}: ${detail}`);
     }
-    return JSON.parse(text) as T;
+    // 204 (a write with nothing to say) has no body.
+    return (text ? JSON.parse(text) : undefined) as T;
   }
   const date = (v: unknown) => (v == null ? null : new Date(v as string));
   const toTrader = (t: Trader): Trader => ({ ...t, updatedAt: date(t.updatedAt) as Date });
@@ -72,6 +73,13 @@ export function createMachineApiUserStore(opts: {
           ),
         } as MachineRow)
       );
+    },
+    async getRuntimeCheckpoint() {
+      const row = await call<RuntimeCheckpointRow | null>('GET', '/v1/machine/checkpoint');
+      return row && { ...row, updatedAt: date(row.updatedAt) as Date };
+    },
+    async putRuntimeCheckpoint(c) {
+      await call<undefined>('PUT', '/v1/machine/checkpoint', c);
     },
     close: async () => undefined,
   };

@@ -1,5 +1,13 @@
 import { randomUUID } from 'node:crypto';
-import type { MachineRow, NewTradeSignal, TradeSignalRow, Trader, UserStore } from '../../store/types';
+import type {
+  MachineRow,
+  NewTradeSignal,
+  RuntimeCheckpoint,
+  RuntimeCheckpointRow,
+  TradeSignalRow,
+  Trader,
+  UserStore,
+} from '../../store/types';
 
 /**
  * In-memory UserStore for feed and engine tests only (the real Postgres/Supabase stores are tested
@@ -8,8 +16,9 @@ import type { MachineRow, NewTradeSignal, TradeSignalRow, Trader, UserStore } fr
 export class MemoryUserStore implements UserStore {
   traders: Trader[] = [];
   signals: TradeSignalRow[] = [];
+  checkpoint: RuntimeCheckpointRow | null = null;
   failing = false;
-  calls = { listTraders: 0, insertTradeSignal: 0 };
+  calls = { listTraders: 0, insertTradeSignal: 0, putRuntimeCheckpoint: 0 };
 
   constructor(readonly userId: string = randomUUID()) {}
 
@@ -59,5 +68,16 @@ export class MemoryUserStore implements UserStore {
 
   async getMachine(): Promise<MachineRow | null> {
     return null;
+  }
+
+  async getRuntimeCheckpoint(): Promise<RuntimeCheckpointRow | null> {
+    if (this.failing) throw new Error('store unreachable (test)');
+    return this.checkpoint && structuredClone(this.checkpoint);
+  }
+
+  async putRuntimeCheckpoint(c: RuntimeCheckpoint): Promise<void> {
+    this.calls.putRuntimeCheckpoint++;
+    if (this.failing) throw new Error('store unreachable (test)');
+    this.checkpoint = { ...structuredClone(c), userId: this.userId, updatedAt: new Date() };
   }
 }
