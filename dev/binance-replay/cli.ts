@@ -22,6 +22,11 @@ const env = (() => {
         .transform((v) => (/^(max|inf|infinity)$/i.test(v) ? 0 : Number(v)))
         .refine((n) => Number.isFinite(n) && n >= 0, 'must be a number >= 0 (0 or "max" = as fast as possible)'),
       BINANCE_REPLAY_UPDATES: z.coerce.number().int().min(0).max(100).default(2),
+      // When the recording ends, play it again (laps.ts), so a demo left open keeps its feed.
+      BINANCE_REPLAY_LOOP: z
+        .enum(['true', 'false', '1', '0'], { message: 'must be true or false' })
+        .default('true')
+        .transform((v) => v === 'true' || v === '1'),
       BINANCE_REPLAY_START: z
         .string()
         .optional()
@@ -90,14 +95,25 @@ async function main(): Promise<void> {
     startTime,
     symbols: env.BINANCE_REPLAY_SYMBOLS,
     faults: env.BINANCE_REPLAY_FAULTS,
+    loop: env.BINANCE_REPLAY_LOOP,
   });
   const symbols = new DataIndex(dataDir, env.BINANCE_REPLAY_SYMBOLS).symbols();
+  const day = (t: number) => new Date(t).toISOString().slice(0, 16).replace('T', ' ');
+  const loops = env.BINANCE_REPLAY_LOOP
+    ? symbols.map((s) => {
+        const p = replay.laps(s);
+        return p ? `${s} ${day(p.from)}..${day(p.to)}` : `${s} too short`;
+      })
+    : [];
   console.log(
     [
       `binance-replay: serving ${symbols.join(', ')} from ${dataDir}`,
       `  BINANCE_WS_URL=${replay.wsUrl}`,
       `  BINANCE_REST_URL=${replay.restUrl}`,
       `  clock starts at ${new Date(replay.clock()).toISOString()}, speed ${env.BINANCE_REPLAY_SPEED || 'max'}x`,
+      env.BINANCE_REPLAY_LOOP
+        ? `  loop: after the recording, laps of ${loops.join(', ')} (BINANCE_REPLAY_LOOP=false: stop at the end)`
+        : '  loop: off, the streams go quiet when the recording ends',
       `  faults: PUT ${replay.restUrl}/admin/faults   stats: GET ${replay.restUrl}/admin/stats`,
     ].join('\n'),
   );

@@ -2,6 +2,7 @@ import { performance } from 'node:perf_hooks';
 import type { Candle, DataIndex, Interval } from './candles';
 import { KLINE_STREAM, type Conn } from './connections';
 import { klineEventJson } from './kline';
+import type { Timeline, Timelines } from './laps';
 import { partialAt } from './partial';
 
 /**
@@ -14,22 +15,26 @@ const HIGH_WATER_BYTES = 1 << 20;
 /** Events emitted per pump before yielding to the event loop, so control messages and REST stay served. */
 const BATCH = 2000;
 const TICK_MS = 20;
-const TRADE_ID_BASE = 1_000_000;
 
 /** One kline stream with at least one subscriber, and where it stands on the shared clock. */
 interface ActiveStream {
   name: string;
   symbol: string;
   interval: Interval;
-  candles: Candle[];
-  firstIds: Float64Array;
+  /** The series through the laps (laps.ts); `idx` is a virtual index into it. */
+  timeline: Timeline;
   idx: number;
+  /** `timeline.at(idx)` and its first trade id, kept so the hot path does not recompute them. */
+  cur: Candle | undefined;
+  firstId: number;
   step: number;
   subs: Set<Conn>;
 }
 
 export interface ReplayClockOptions {
   index: DataIndex;
+  /** The series as the streams play them: the recording, or its laps in loop mode. */
+  timelines: Timelines;
   /** Replay speed (60 = one 1m candle per second); 0 or Infinity = as fast as possible. Default 60. */
   speed?: number;
   /** In-progress updates sent before each close. Default 2. */
@@ -45,7 +50,7 @@ export interface ReplayClockOptions {
 export type ReplayClock = ReturnType<typeof createReplayClock>;
 
 export function createReplayClock(opts: ReplayClockOptions) {
-  const { index, conns, deliver } = opts;
+  const { index, timelines, conns, deliver } = opts;
   const speed = opts.speed ?? 60;
   const fast = speed === 0 || !Number.isFinite(speed);
   const updates = Math.max(0, Math.floor(opts.updatesPerCandle ?? 2));
@@ -56,49 +61,39 @@ export function createReplayClock(opts: ReplayClockOptions) {
   let pumpScheduled = false;
   let closed = false;
   const active = new Map<string, ActiveStream>();
-  const idsCache = new WeakMap<Candle[], Float64Array>();
 
   const eventTime = (s: ActiveStream, step: number): number => {
-    const c = s.candles[s.idx];
+    const c = s.cur;
     if (!c) return Infinity;
     const dur = c.closeTime + 1 - c.openTime;
     return step < updates ? c.openTime + Math.floor((dur * (step + 1)) / (updates + 1)) : c.openTime + dur;
   };
 
-  const firstIdsOf = (candles: Candle[]): Float64Array => {
-    let ids = idsCache.get(candles);
-    if (!ids) {
-      ids = new Float64Array(candles.length);
-      let next = TRADE_ID_BASE;
-      candles.forEach((c, i) => {
-        (ids as Float64Array)[i] = next;
-        next += c.trades;
-      });
-      idsCache.set(candles, ids);
-    }
-    return ids;
+  const moveTo = (s: ActiveStream, idx: number): void => {
+    s.idx = idx;
+    s.cur = s.timeline.at(idx);
+    s.firstId = s.cur ? s.timeline.firstTradeId(idx) : 0;
+    s.step = 0;
   };
 
   /** Positions a stream on its first event strictly after the clock: no history over WS, as on Binance. */
   const activate = (name: string, symbol: string, interval: Interval): ActiveStream => {
-    const candles = index.series(symbol, interval);
-    let lo = 0;
-    let hi = candles.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1;
-      if ((candles[mid] as Candle).closeTime < clockMs) lo = mid + 1;
-      else hi = mid;
-    }
+    const tl = timelines.series(symbol, interval);
+    // The first candle still open at the clock: the one holding it, else the next to open.
+    let idx = tl.lower(clockMs);
+    if ((tl.at(idx - 1)?.closeTime ?? -Infinity) >= clockMs) idx--;
     const s: ActiveStream = {
       name,
       symbol,
       interval,
-      candles,
-      firstIds: firstIdsOf(candles),
-      idx: lo,
+      timeline: tl,
+      idx,
+      cur: undefined,
+      firstId: 0,
       step: 0,
       subs: new Set(),
     };
+    moveTo(s, idx);
     while (s.step < updates && eventTime(s, s.step) <= clockMs) s.step++;
     active.set(name, s);
     return s;
@@ -156,10 +151,7 @@ export function createReplayClock(opts: ReplayClockOptions) {
         emit(s, t);
         clockMs = Math.max(clockMs, t);
         s.step++;
-        if (s.step > updates) {
-          s.idx++;
-          s.step = 0;
-        }
+        if (s.step > updates) moveTo(s, s.idx + 1);
       }
       // When the pump could not keep up, the clock stays at the last event sent (the replay slows down)
       // rather than running ahead of what clients have been sent.
@@ -184,10 +176,10 @@ export function createReplayClock(opts: ReplayClockOptions) {
   const ticker = setInterval(pump, TICK_MS);
 
   const emit = (s: ActiveStream, t: number): void => {
-    const c = s.candles[s.idx] as Candle;
+    const c = s.cur as Candle;
     const isClose = s.step >= updates;
     const shown = isClose ? c : partialAt(c, (t - c.openTime) / (c.closeTime + 1 - c.openTime));
-    const first = s.firstIds[s.idx] as number;
+    const first = s.firstId;
     const variants = new Map<boolean, string>();
     const data = (micro: boolean): string => {
       let v = variants.get(micro);

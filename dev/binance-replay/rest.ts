@@ -2,6 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { z } from 'zod';
 import { type Candle, type DataIndex, isInterval } from './candles';
 import { klineRow } from './kline';
+import type { Timelines } from './laps';
 import { partialAt } from './partial';
 import type { ReplayFaults } from './server';
 
@@ -47,6 +48,8 @@ const readBody = (req: IncomingMessage): Promise<string> =>
 
 export interface RestOptions {
   index: DataIndex;
+  /** The series as the streams play them (laps.ts): REST answers the same candles, past laps included. */
+  timelines: Timelines;
   /** The replay clock, brought current (REST answers only up to it). */
   clock: () => number;
   faults: () => ReplayFaults;
@@ -58,7 +61,7 @@ export interface RestOptions {
 
 /** The request handler of the HTTP server. */
 export function createRestHandler(opts: RestOptions): (req: IncomingMessage, res: ServerResponse) => Promise<void> {
-  const { index, clock, faults, faultsSchema, setFaults, stats, dropAll } = opts;
+  const { index, timelines, clock, faults, faultsSchema, setFaults, stats, dropAll } = opts;
   let weight = { minute: 0, used: 0 };
 
   const json = (res: ServerResponse, status: number, body: unknown): void => {
@@ -102,24 +105,15 @@ export function createRestHandler(opts: RestOptions): (req: IncomingMessage, res
       throw new BinanceError(400, -1023, 'Start time is greater than end time.');
     }
     const now = clock();
-    const candles = index.series(symbol, interval);
-    const lower = (t: number) => {
-      let lo = 0;
-      let hi = candles.length;
-      while (lo < hi) {
-        const mid = (lo + hi) >> 1;
-        if ((candles[mid] as Candle).openTime < t) lo = mid + 1;
-        else hi = mid;
-      }
-      return lo;
-    };
-    // The future is unknown: only candles opened by the replay clock exist.
-    const from = startTime === undefined ? 0 : lower(startTime);
-    const to = lower(Math.min(endTime ?? Infinity, now) + 1); // exclusive
+    const series = timelines.series(symbol, interval);
+    // Virtual indices (laps.ts): contiguous across the seams of loop mode. The future is unknown: only candles
+    // opened by the replay clock exist.
+    const from = startTime === undefined ? 0 : series.lower(startTime);
+    const to = series.lower(Math.min(endTime ?? Infinity, now) + 1); // exclusive
     const [a, b] = startTime !== undefined ? [from, Math.min(to, from + limit)] : [Math.max(from, to - limit), to];
     const rows: unknown[][] = [];
     for (let i = a; i < b; i++) {
-      const c = candles[i] as Candle;
+      const c = series.at(i) as Candle;
       const shown = now > c.closeTime ? c : partialAt(c, (now - c.openTime) / (c.closeTime + 1 - c.openTime));
       rows.push(klineRow(c, shown));
     }

@@ -6,6 +6,7 @@ import { DataIndex, resolveDataDir } from './candles';
 import { createReplayClock } from './clock';
 import { createConnections } from './connections';
 import { createControlHandler } from './control';
+import { createTimelines, type LapPlan } from './laps';
 import { createRestHandler } from './rest';
 
 /**
@@ -29,6 +30,8 @@ export interface ReplayOptions {
   startTime?: number; // ms epoch where the replay clock starts (default: first candle of the data)
   faults?: ReplayFaults;
   symbols?: string[]; // restrict what is loaded (default all files found)
+  /** When a stream's recording ends, play it again, shifted by whole laps (laps.ts). Default false; the CLI: true. */
+  loop?: boolean;
   /** Additions to the shared interface, for tests and containers. */
   host?: string; // default 127.0.0.1
   pingIntervalMs?: number; // default 20 s, as Binance
@@ -43,6 +46,8 @@ export interface BinanceReplay {
   setFaults(f: ReplayFaults): void;
   dropAll(): void;
   stats(): { connections: number; messagesSent: number; closedCandlesSent: number };
+  /** A symbol's laps in loop mode (undefined when not looping, or too little is recorded to loop). */
+  laps(symbol: string): LapPlan | undefined;
   close(): Promise<void>;
 }
 
@@ -60,6 +65,7 @@ export const faultsSchema = z
 /** Starts the replay: HTTP (REST + admin) and WebSocket on one port. */
 export async function createBinanceReplay(opts: ReplayOptions): Promise<BinanceReplay> {
   const index = new DataIndex(resolveDataDir(opts.dataDir), opts.symbols);
+  const timelines = createTimelines(index, opts.loop ?? false);
   const host = opts.host ?? '127.0.0.1';
   let closed = false;
 
@@ -74,6 +80,7 @@ export async function createBinanceReplay(opts: ReplayOptions): Promise<BinanceR
   });
   const clock = createReplayClock({
     index,
+    timelines,
     speed: opts.speed,
     updatesPerCandle: opts.updatesPerCandle,
     startTime: opts.startTime,
@@ -88,6 +95,7 @@ export async function createBinanceReplay(opts: ReplayOptions): Promise<BinanceR
   });
   const handle = createRestHandler({
     index,
+    timelines,
     clock: clock.now,
     faults: connections.faults,
     faultsSchema,
@@ -131,6 +139,7 @@ export async function createBinanceReplay(opts: ReplayOptions): Promise<BinanceR
     setFaults: connections.setFaults,
     dropAll: connections.dropAll,
     stats: connections.stats,
+    laps: timelines.plan,
     close: async () => {
       if (closed) return;
       closed = true;

@@ -1,4 +1,5 @@
-import { readdirSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import WebSocket from 'ws';
 import { recordedDataDir } from '../../test/kit/data';
@@ -147,3 +148,49 @@ export class Client {
 }
 
 export const T0 = Date.parse('2024-10-01T03:00:00Z');
+
+export type SyntheticRow = CsvRow & { openTime: number };
+
+/** `count` candles of `intervalMs` from `from`: a deterministic random walk around 100, 2-decimal prices, gap-free. */
+export function syntheticRows(intervalMs: number, from: number, count: number): SyntheticRow[] {
+  let seed = 12345;
+  const rand = () => {
+    seed = (seed * 1103515245 + 12345) % 2147483648;
+    return seed / 2147483648;
+  };
+  const cents = (x: number) => Math.round(x * 100) / 100;
+  const rows: SyntheticRow[] = [];
+  let price = 100;
+  for (let i = 0; i < count; i++) {
+    const open = price;
+    const close = cents(open * (1 + (rand() - 0.5) * 0.002));
+    const high = cents(Math.max(open, close) + rand() * 0.05);
+    const low = cents(Math.min(open, close) - rand() * 0.05);
+    const volume = Math.round(rand() * 100_000) / 1000;
+    rows.push({ openTime: from + i * intervalMs, open, high, low, close, volume });
+    price = close;
+  }
+  return rows;
+}
+
+/**
+ * A data folder of synthetic candles, for tests that must not depend on the recording: `syntheticRows` written
+ * as `SYMBOL-INTERVAL-synthetic.csv` into a new temporary folder. Returns the folder and the rows written.
+ */
+export function syntheticDataDir(
+  symbol: string,
+  interval: string,
+  intervalMs: number,
+  from: number,
+  count: number,
+): { dir: string; rows: SyntheticRow[] } {
+  const dir = mkdtempSync(path.join(tmpdir(), 'binance-replay-'));
+  const rows = syntheticRows(intervalMs, from, count);
+  const iso = (t: number) => new Date(t).toISOString().slice(0, 19).replace('T', ' ');
+  const csv = rows.map((r) => `${iso(r.openTime)},${r.open},${r.high},${r.low},${r.close},${r.volume}`);
+  writeFileSync(
+    path.join(dir, `${symbol}-${interval}-synthetic.csv`),
+    ['timestamp,open,high,low,close,volume', ...csv].join('\n') + '\n',
+  );
+  return { dir, rows };
+}
