@@ -15,6 +15,7 @@ import { createMachineService, provisionRequestSchema } from './machines';
 import { createApiMetrics, type ApiMetrics } from './metrics';
 import { HttpProblem, sendProblem, zodErrors } from './problem';
 import { registerDashboardRoutes } from './dashboard/routes';
+import { registerDevSignInRoutes } from './dev-sign-in';
 import { createStreamLeases, sharedRateLimitStore } from './shared-limits';
 import { createStreamGateway } from './stream';
 import { createGeminiNoteWriter, type AiNoteWriter } from '../common/ai-note';
@@ -24,6 +25,8 @@ import { registerWebhookRoutes } from './webhook-routes';
 import { createSupabaseUserStore } from '../store/supabase';
 import type { UserTraderStore } from '../store/types';
 import { registerOptionsRoute, regionFor } from './options';
+import { historyStoreFor, registerTimelineRoutes } from './timeline';
+import { uptimePolicyFrom } from '../common/uptime-config';
 import { createMachineReloader, registerTraderRoutes } from './traders';
 import { registerPreviewRoute } from './traders-preview';
 import { registerSignalRoutes } from './signals';
@@ -186,11 +189,11 @@ export async function createApp(deps: AppDeps): Promise<FastifyInstance> {
     timeWindow: durationMs(config.API_RATE_LIMIT_WINDOW)!,
     keyGenerator: (req) => `status:${req.user?.id ?? req.ip}`,
   });
-  // The chart's candles (a backfill per symbol/interval picked, a refresh after a reconnect) likewise.
-  const marketLimit = app.rateLimit({
+  // The page's own reads (the chart's candles, the editor's checks while typing) likewise.
+  const pageLimit = app.rateLimit({
     max: config.API_RATE_LIMIT_MAX * STATUS_BUDGET_FACTOR,
     timeWindow: durationMs(config.API_RATE_LIMIT_WINDOW)!,
-    keyGenerator: (req) => `market:${req.user?.id ?? req.ip}`,
+    keyGenerator: (req) => `page:${req.user?.id ?? req.ip}`,
   });
   // Every open page of a user shares one status poller in this process (GET /v1/machines/me/events).
   const watcher = createMachineWatcher({ status: (userId) => machines.status(userId) });
@@ -282,9 +285,15 @@ export async function createApp(deps: AppDeps): Promise<FastifyInstance> {
     metrics: createRuntimeMetrics(),
     timeoutMs: 10_000,
   });
-  registerPreviewRoute(app, { userRoute, binanceRestUrl: config.BINANCE_REST_URL, klines });
+  const pageRoute = { onRequest: authenticate(false), preHandler: pageLimit };
+  registerPreviewRoute(app, {
+    userRoute,
+    validateRoute: pageRoute,
+    binanceRestUrl: config.BINANCE_REST_URL,
+    klines,
+  });
   registerMarketRoutes(app, {
-    route: { onRequest: authenticate(false), preHandler: marketLimit },
+    route: pageRoute,
     binanceRestUrl: config.BINANCE_REST_URL,
     klines,
   });
@@ -294,7 +303,23 @@ export async function createApp(deps: AppDeps): Promise<FastifyInstance> {
     userOf,
     watcher,
   });
-  registerOptionsRoute(app, { regions: config.API_REGIONS });
+  // How the page signs in: Supabase Auth when the project is named (the anon key is public by design).
+  const supabaseAuth =
+    config.SUPABASE_URL && config.SUPABASE_ANON_KEY
+      ? { url: config.SUPABASE_URL, anonKey: config.SUPABASE_ANON_KEY }
+      : null;
+  registerOptionsRoute(app, {
+    regions: config.API_REGIONS,
+    auth: { supabase: supabaseAuth, devSignIn: config.API_DEV_SIGN_IN },
+  });
+  // Local mode only (refused elsewhere); off, the routes do not exist.
+  if (config.API_DEV_SIGN_IN) registerDevSignInRoutes(app, { config, store });
+  registerTimelineRoutes(app, {
+    userRoute,
+    userOf,
+    userStore: historyStoreFor(deps),
+    policy: uptimePolicyFrom(config),
+  });
 
   await registerWebhookRoutes(app, {
     config,
@@ -305,7 +330,7 @@ export async function createApp(deps: AppDeps): Promise<FastifyInstance> {
     resumeAfterRecovery: (userId) => machines.resumeAfterRecovery(userId),
   });
   registerOpsRoutes(app, { config, temporal, store, metrics });
-  await registerDashboardRoutes(app);
+  await registerDashboardRoutes(app, { supabaseUrl: supabaseAuth?.url });
 
   return app;
 }

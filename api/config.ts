@@ -1,9 +1,11 @@
 import { z } from 'zod';
 import { contractEnv, DEV_FLY_TOKEN, flyApiEnv, parseEnv, temporalEnv } from '../common/config';
-import { flyIssues, refuse, storeIssues } from '../common/config-checks';
+import { devSignInIssues, flyIssues, refuse, storeIssues } from '../common/config-checks';
 import { durationMs, type LifecycleSettings } from '../workflows/contract';
 import { durationSchema as duration, regionSchema } from '../workflows/schemas';
+import { uptimeEnv } from '../common/uptime-config';
 import { DEFAULT_REGIONS } from './options';
+import { parsePriceTiers } from './stripe-events';
 
 const positiveInt = z.coerce.number().int().positive();
 
@@ -27,8 +29,48 @@ export const apiEnvShape = {
   SUPABASE_JWT_SECRET: contractEnv.SUPABASE_JWT_SECRET.unwrap(),
   /** Unset: the billing webhook answers 503 (nothing unsigned is ever accepted). */
   WEBHOOK_SECRET: contractEnv.WEBHOOK_SECRET,
+  /**
+   * Stripe's endpoint signing secrets, comma-separated: any one verifies (Stripe rolls a secret with an
+   * overlap, so old and new are both set for a while). Unset: `POST /v1/webhooks/stripe` answers 503.
+   * Errors name the entry by position, never by value (it is a secret).
+   */
+  STRIPE_WEBHOOK_SECRET: z
+    .string()
+    .transform((s) => s.split(',').map((x) => x.trim()))
+    .superRefine((secrets, ctx) => {
+      const bad = secrets.findIndex((x) => !/^whsec_\S{8,}$/.test(x));
+      if (bad >= 0)
+        ctx.addIssue({
+          code: 'custom',
+          message: `must be a comma-separated list of Stripe endpoint secrets (whsec_…); entry ${bad + 1} is not one`,
+        });
+    })
+    .optional(),
+  /** Which Stripe price grants which tier: `price_123:elite,price_456:pro` (api/stripe-events.ts). */
+  STRIPE_PRICE_TIERS: z
+    .string()
+    .superRefine((s, ctx) => {
+      const parsed = parsePriceTiers(s);
+      if ('error' in parsed) ctx.addIssue({ code: 'custom', message: parsed.error });
+    })
+    .optional(),
+  /** How old a Stripe-Signature timestamp may be, in seconds (Stripe's default 300). */
+  STRIPE_WEBHOOK_TOLERANCE_SECONDS: z.coerce
+    .number()
+    .int()
+    .min(1, 'must be at least 1 second: 0 would turn the timestamp check off')
+    .max(86_400, 'must be at most 86400 seconds (a day): an old signature is a replay')
+    .default(300),
   /** Access tokens living longer than this (exp − iat) are refused; Supabase's own default is 1 hour. */
   API_MAX_TOKEN_LIFETIME: duration.default('1 day'),
+  /**
+   * Local mode's "Dev sign-in" (api/dev-sign-in.ts): `GET /v1/dev/users` and `POST /v1/dev/sign-in`
+   * mint a token for a seeded user without a password. Off by default; refused unless the stack is local.
+   */
+  API_DEV_SIGN_IN: z
+    .enum(['true', 'false', '1', '0'], { message: 'must be true or false' })
+    .default('false')
+    .transform((v) => v === 'true' || v === '1'),
   /** Bearer token for `GET /metrics`; unset, only loopback clients may read it (metrics are not public). */
   API_METRICS_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
   /** A second, private port serving only GET /metrics without a token (Fly's Prometheus); unset = none. */
@@ -71,6 +113,8 @@ export const apiEnvShape = {
     .default(DEFAULT_REGIONS)
     .transform((s) => [...new Set(s.split(',').map((r) => r.trim()))])
     .pipe(z.array(regionSchema).min(1)),
+  /** The uptime SLO (monthly) and the fee its credits are a share of (GET /v1/machines/me/uptime). */
+  ...uptimeEnv,
   /** Klines for POST /v1/traders/preview (dev/binance-replay locally). */
   BINANCE_REST_URL: contractEnv.BINANCE_REST_URL,
   MACHINE_RENEWAL_INTERVAL: duration.optional(),
@@ -94,12 +138,13 @@ export function loadApiConfig(env: Record<string, string | undefined> = process.
 
 /**
  * The API process's start-up check (api/server.ts): the config, plus the combinations that cannot
- * work: half a Supabase configuration or no store at all, the real Fly API without a real token.
+ * work: half a Supabase configuration or no store at all, the real Fly API without a real token, dev
+ * sign-in on a stack that is not local.
  * (Tests that build the app in-process use loadApiConfig alone.)
  */
 export function loadApiProcessConfig(env: Record<string, string | undefined> = process.env): ApiConfig {
   const config = loadApiConfig(env);
-  refuse([...storeIssues(env), ...flyIssues(env, DEV_FLY_TOKEN)]);
+  refuse([...storeIssues(env), ...flyIssues(env, DEV_FLY_TOKEN), ...devSignInIssues(env)]);
   return config;
 }
 

@@ -25,7 +25,7 @@ const definition = (op: string) => ({
 });
 
 // The trader's whole path through the page, on the real runtime fed by the recorded klines (one 1m
-// candle a second): write a trader in the JSON editor (a mistake shown and fixed on the way), preview
+// candle a second): dev sign-in, write a trader in the JSON editor (a mistake shown and fixed on the way), preview
 // it, Start, candles on the chart with the trader's indicators, a signal in the list and its marker,
 // the signal's candle on the chart, Stop with a confirmation. Keyboard only where a person would use it.
 describeWithData('the trader’s page in Chromium: editor → preview → Start → chart → signal → Stop', () => {
@@ -43,7 +43,11 @@ describeWithData('the trader’s page in Chromium: editor → preview → Start 
   const statusReads: string[] = [];
 
   beforeAll(async () => {
-    api = await createApiStack({ realRuntime: true });
+    // Dev sign-in is for local stacks only: FLY_API_URL names fly-local (the API's Fly client is the stack's).
+    api = await createApiStack({
+      realRuntime: true,
+      env: { API_DEV_SIGN_IN: 'true', FLY_API_URL: 'http://127.0.0.1:4280/v1' },
+    });
     browser = await chromium.launchPersistentContext(profile, {
       executablePath: '/usr/bin/chromium',
       headless: true,
@@ -65,8 +69,10 @@ describeWithData('the trader’s page in Chromium: editor → preview → Start 
   test('the whole path, desktop and phone', async () => {
     const userId = await api.createUser('elite');
     await page.goto(api.url);
-    await page.fill('#token', await api.token(userId));
-    await page.click('#save-token');
+    // Signed in the way a local trader is: the labelled dev sign-in, by keyboard.
+    const me = page.getByRole('button', { name: `Sign in as ${userId}@example.test (elite)` });
+    await me.focus();
+    await page.keyboard.press('Enter');
     await page.waitForFunction(() => /No traders yet/.test(document.querySelector('#traders')?.textContent ?? ''));
 
     // The editor, by keyboard: its summary takes focus and Enter opens it.

@@ -15,8 +15,10 @@ import {
   traderListSchema,
   traderSchema,
   updateTraderSchema,
+  validationResponseSchema,
 } from './traders-schema';
 import { billingEventSchema, webhookResultSchema } from './webhooks';
+import { stripeEventSchema } from './stripe-events';
 import { signalListSchema, signalQuerySchema } from './signals';
 import { klinesQuerySchema, klinesResponseSchema } from './market';
 
@@ -39,6 +41,7 @@ export function buildOpenApi() {
     StopResponse: stopResponseSchema,
     BillingEvent: billingEventSchema,
     WebhookResult: webhookResultSchema,
+    StripeEvent: stripeEventSchema,
     Health: healthSchema,
     Problem: problemSchema,
     TraderDefinition: traderDefinitionSchema,
@@ -52,6 +55,7 @@ export function buildOpenApi() {
     TraderPreview: previewResponseSchema,
     Options: optionsResponseSchema,
     SignalList: signalListSchema,
+    TraderValidation: validationResponseSchema,
     Klines: klinesResponseSchema,
   };
   for (const [id, schema] of Object.entries(schemas)) registry.add(schema, { id });
@@ -112,6 +116,13 @@ export function buildOpenApi() {
           in: 'header',
           name: 'x-signature',
           description: 't=<unix>,v1=<hex HMAC-SHA256(WEBHOOK_SECRET, "<t>.<raw body>")>, 5-minute tolerance',
+        },
+        stripeSignature: {
+          type: 'apiKey',
+          in: 'header',
+          name: 'Stripe-Signature',
+          description:
+            "Stripe's signature, verified with the stripe package against any secret of STRIPE_WEBHOOK_SECRET; STRIPE_WEBHOOK_TOLERANCE_SECONDS (300)",
         },
       },
     },
@@ -247,6 +258,17 @@ export function buildOpenApi() {
           },
         },
       },
+      '/v1/traders/validate': {
+        post: {
+          summary: 'What POST /v1/traders would say of a body, without saving it (the editor, while typing)',
+          security,
+          requestBody: body('TraderCreate'),
+          responses: {
+            '200': json200('TraderValidation', '`valid`, or the errors at their fields'),
+            ...authErrors,
+          },
+        },
+      },
       '/v1/signals': {
         get: {
           summary: 'My signals, newest first, with the values that fired them and the AI note (paged)',
@@ -307,6 +329,24 @@ export function buildOpenApi() {
             '401': problem('missing, malformed, stale or wrong signature'),
             '413': problem('body too large'),
             '503': problem('webhooks are not configured (no WEBHOOK_SECRET)'),
+          },
+        },
+      },
+      '/v1/webhooks/stripe': {
+        post: {
+          summary: 'Stripe events (signed by Stripe), mapped to the billing events',
+          description:
+            'customer.subscription.created/updated → tier.changed (tier of the price in STRIPE_PRICE_TIERS), ' +
+            'customer.subscription.deleted → tier.changed free, invoice.payment_failed → payment.failed, ' +
+            'invoice.paid → payment.recovered; recorded once as `stripe:<event id>`, ordered by `created`. ' +
+            'Every verified event is a 200, also when it changes nothing (`ignored`, with the reason).',
+          security: [{ stripeSignature: [] }],
+          requestBody: { required: true, content: { 'application/json': { schema: ref('StripeEvent') } } },
+          responses: {
+            '200': json200('WebhookResult', 'applied, ignored (with the reason), or a duplicate'),
+            '400': problem('missing, malformed, stale or wrong Stripe-Signature, or not a Stripe event'),
+            '413': problem('body too large'),
+            '503': problem('Stripe webhooks are not configured (no STRIPE_WEBHOOK_SECRET)'),
           },
         },
       },

@@ -45,15 +45,30 @@ export const optionsResponseSchema = z.object({
     }),
   ),
   defaults: z.object({ region: z.string(), cpuPriority: z.enum(cpuPriorities) }),
+  auth: z
+    .object({
+      supabase: z
+        .object({ url: z.string(), anonKey: z.string() })
+        .nullable()
+        .describe(
+          'Supabase Auth for the sign-in form (SUPABASE_URL, SUPABASE_ANON_KEY; the anon key is public); null: none',
+        ),
+      devSignIn: z.boolean().describe('local mode: "Dev sign-in" as a seeded user (API_DEV_SIGN_IN)'),
+    })
+    .describe('how the dashboard signs in'),
 });
 export type Options = z.infer<typeof optionsResponseSchema>;
+export type SignInOptions = Options['auth'];
+
+const NO_SIGN_IN: SignInOptions = { supabase: null, devSignIn: false };
 
 /** What `GET /v1/options` answers: the regions of API_REGIONS (the first is the default) and the sizes. */
-export function buildOptions(regions: readonly string[]): Options {
+export function buildOptions(regions: readonly string[], auth: SignInOptions = NO_SIGN_IN): Options {
   return {
     regions: regions.map((code) => ({ code, name: flyRegionNames[code] ?? code })),
     cpuPriorities: cpuPriorities.map((value) => ({ value, label: cpuLabels[value], guest: guestFor[value] })),
     defaults: { region: regions[0]!, cpuPriority: DEFAULT_CPU_PRIORITY },
+    auth,
   };
 }
 
@@ -67,8 +82,8 @@ export function regionFor(requested: string | undefined, regions: readonly strin
   });
 }
 
-/** `GET /v1/options`: public (no token): the choices a start form offers. */
-export function registerOptionsRoute(app: FastifyInstance, deps: { regions: readonly string[] }) {
-  const options = buildOptions(deps.regions);
+/** `GET /v1/options`: public (no token): the choices a start form offers, and how the page signs in. */
+export function registerOptionsRoute(app: FastifyInstance, deps: { regions: readonly string[]; auth?: SignInOptions }) {
+  const options = buildOptions(deps.regions, deps.auth);
   app.get('/v1/options', async () => options);
 }

@@ -1,6 +1,6 @@
 import { ConfigError } from './config';
 import { envDocs } from './env-docs';
-import { isLocalServiceUrl } from './loopback';
+import { isLocalServiceUrl, isLoopbackUrl } from './loopback';
 
 type Env = Record<string, string | undefined>;
 type Issue = { variable: string; message: string };
@@ -57,6 +57,31 @@ export function flyIssues(env: Env, devToken: string): Issue[] {
       },
     ];
   return [];
+}
+
+/**
+ * API_DEV_SIGN_IN hands out a token for any local user without a password: only where the stack is
+ * clearly local (fly-local or this host, no Supabase but one on this host, the local Postgres whose
+ * users it lists). Anything else is refused at start-up, not quietly ignored.
+ */
+export function devSignInIssues(env: Env): Issue[] {
+  if (!['true', '1'].includes(env.API_DEV_SIGN_IN ?? '')) return [];
+  const fly = env.FLY_API_URL || 'https://api.machines.dev/v1';
+  const why: string[] = [];
+  if (!isLocalServiceUrl(fly)) why.push(`FLY_API_URL is ${fly}, not fly-local or this host`);
+  if (set(env, 'SUPABASE_URL') && !isLoopbackUrl(env.SUPABASE_URL!))
+    why.push(`SUPABASE_URL is ${env.SUPABASE_URL}, not this host`);
+  else if (!set(env, 'DATABASE_URL') || (set(env, 'SUPABASE_URL') && set(env, 'SUPABASE_SERVICE_KEY')))
+    why.push(
+      'the store is not a local Postgres (DATABASE_URL, without SUPABASE_SERVICE_KEY) whose users it could list',
+    );
+  if (why.length === 0) return [];
+  return [
+    {
+      variable: 'API_DEV_SIGN_IN',
+      message: `is on, but this stack is not clearly local (${why.join('; ')}): dev sign-in gives a token for any user without a password, so it is for local mode only; unset API_DEV_SIGN_IN`,
+    },
+  ];
 }
 
 /** Throws one ConfigError for every combination that cannot work. */

@@ -22,6 +22,11 @@ export const envDocs: Record<string, string> = {
   SUPABASE_ANON_KEY: 'the anon (public) key, from Supabase → Settings → API; machines use it with their own token',
   SUPABASE_JWT_SECRET: 'the project’s JWT secret, from Supabase → Settings → API → JWT Settings',
   WEBHOOK_SECRET: 'the shared secret billing webhooks are signed with',
+  STRIPE_WEBHOOK_SECRET:
+    'the Stripe endpoint’s signing secret (whsec_…, Stripe → Developers → Webhooks → the endpoint → Signing secret); several, comma-separated, while Stripe rolls it',
+  STRIPE_PRICE_TIERS:
+    'which Stripe price grants which tier, as price_id:tier pairs separated by commas (price_123:elite,price_456:pro)',
+  STRIPE_WEBHOOK_TOLERANCE_SECONDS: 'how old a Stripe-Signature timestamp may be, in seconds',
   BINANCE_WS_URL: 'Binance’s market data WebSocket (wss://stream.binance.com:9443)',
   BINANCE_REST_URL: 'Binance’s REST API (https://api.binance.com)',
   GEMINI_API_KEY: 'a Gemini API key for AI notes (kept on the API, never handed to a machine)',
@@ -31,6 +36,13 @@ export const envDocs: Record<string, string> = {
   API_RATE_LIMIT_WINDOW: 'the window of the per-user rate limit, a duration such as "1 minute"',
   API_PROVISION_COOLDOWN: 'how often a user may start a new machine, a duration such as "30 seconds"',
   API_METRICS_TOKEN: 'the bearer token Prometheus sends to read /metrics',
+  UPTIME_SLO_PERCENT: 'the monthly uptime objective in percent, e.g. 99.5 (below it a credit is owed)',
+  UPTIME_MONTHLY_FEE_USD: 'the elite tier’s monthly fee in US dollars: uptime credits are a share of it',
+  API_DEV_SIGN_IN:
+    '"true" or "false": local mode only, the dashboard’s "Dev sign-in" (GET /v1/dev/users, POST /v1/dev/sign-in) signs in as a seeded user without a password',
   USER_ID: 'the user this machine belongs to (set by the worker)',
   USER_TOKEN: 'the user token this machine starts with (set by the worker)',
+  RUNTIME_CATCHUP_MAX:
+    'how old a candle close missed while the machine was down may be and still fire after its restart, a duration such as "1 hour" (0: none)',
+  FLY_MACHINE_ID: 'the Fly machine this runtime runs on (set by Fly; fly-local sets it too)',
 };

@@ -4,7 +4,7 @@ import { dirname, join, resolve } from 'node:path';
 import { bundleWorkflowCode } from '@temporalio/worker';
 import { build } from 'esbuild';
 import { PAGE_FILES } from '../api/dashboard/assets';
-import { dashboardBuildOptions } from '../api/dashboard/bundle';
+import { dashboardBuildOptions, supabaseAuthBuildOptions } from '../api/dashboard/bundle';
 import { workflowInterceptorModules } from '../worker/tracing';
 
 /*
@@ -28,11 +28,7 @@ async function main() {
   });
   say('compiled the production code (tsconfig.build.json) into dist/');
 
-  for (const asset of [
-    ...PAGE_FILES.map((f) => `api/dashboard/${f}`),
-    'supabase/migrations',
-    'supabase/local',
-  ]) {
+  for (const asset of [...PAGE_FILES.map((f) => `api/dashboard/${f}`), 'supabase/migrations', 'supabase/local']) {
     cpSync(join(root, asset), join(dist, asset), { recursive: true });
   }
   say('copied the dashboard page and the migrations');
@@ -40,6 +36,9 @@ async function main() {
   const dashboard = join(dist, 'api/dashboard/dashboard.bundle.js');
   await build({ ...dashboardBuildOptions, outfile: dashboard });
   say('bundled', dashboard);
+  const supabaseAuth = join(dist, 'api/dashboard/supabase-auth.bundle.js');
+  await build({ ...supabaseAuthBuildOptions, outfile: supabaseAuth });
+  say('bundled (the sign-in form, fetched only with Supabase)', supabaseAuth);
 
   const workflows = join(dist, 'workflow-bundle.js');
   const quiet = { info() {}, debug() {}, trace() {}, log() {}, warn: console.warn, error: console.error };

@@ -30,7 +30,8 @@ startLocalStack({ log })
     log(`  Fly API:      ${s.flyApiUrl}`);
     log(`  Binance:      ${s.binanceWsUrl}`);
     log('');
-    log(`  elite user ${s.users.elite} — paste this token into the dashboard:`);
+    log('  sign in on the dashboard with "Dev sign-in (local mode only)", or paste a token (Advanced):');
+    log(`  elite user ${s.users.elite}:`);
     console.log(`\n${s.tokens.elite}\n`);
     log(`  free user ${s.users.free} (gets 403 on start):`);
     console.log(`\n${s.tokens.free}\n`);

@@ -5,10 +5,13 @@ import type {
   RateHit,
   ServiceStore,
   SubscriptionTier,
+  UserHistoryStore,
   UserStore,
   UserTraderStore,
   WebhookEventRecord,
 } from './types';
+import { queryTimeline } from './timeline';
+import { groupUptimeRecords, UPTIME_RECORDS_SQL, uptimeArgs } from './uptime';
 import {
   billingEventArgs,
   toBillingFacts,
@@ -19,11 +22,13 @@ import {
   transitionArgs,
   type Row,
 } from './rows';
+import { postgresStripeCustomers } from './stripe-customers';
+import { runtimeCheckpointColumns, toRuntimeCheckpoint } from './checkpoints';
 
 export interface PostgresStore extends ServiceStore {
   readonly pool: pg.Pool;
   /** A view of the database as `userId` would have it through PostgREST: role `authenticated`, RLS on. */
-  asUser(userId: string): UserStore & UserTraderStore;
+  asUser(userId: string): UserStore & UserTraderStore & UserHistoryStore;
 }
 
 export function createPostgresStore(
@@ -42,6 +47,7 @@ export function createPostgresStore(
 
   return {
     pool,
+    ...postgresStripeCustomers(pool),
     async getSubscriptionTier(userId) {
       return one(
         'select subscription_tier from public.profiles where id = $1',
@@ -52,7 +58,7 @@ export function createPostgresStore(
     async recordMachineTransition(t) {
       const a = transitionArgs(t);
       const row = await one(
-        'select * from public.record_machine_transition($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)',
+        'select * from public.record_machine_transition($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)',
         Object.values(a),
         toMachine,
       );
@@ -136,6 +142,11 @@ export function createPostgresStore(
       const was = await one('select public.stream_lease_release($1) as was', [leaseId], (r) => r.was as boolean);
       return was === true;
     },
+    timeline: (userId, q) => queryTimeline(async (sql, params) => (await pool.query(sql, params)).rows, userId, q),
+    async uptimeRecords(range) {
+      const a = uptimeArgs(range);
+      return groupUptimeRecords((await pool.query(UPTIME_RECORDS_SQL, [a.p_user_ids, a.p_from, a.p_to])).rows);
+    },
     asUser(userId) {
       return createPostgresUserStore(pool, userId);
     },
@@ -150,7 +161,7 @@ export function createPostgresStore(
  * JWT claims in `request.jwt.claims`, so the database's RLS policies decide what is visible. Local
  * settings only: on PGlite all connections share one session.
  */
-export function createPostgresUserStore(pool: pg.Pool, userId: string): UserStore & UserTraderStore {
+export function createPostgresUserStore(pool: pg.Pool, userId: string): UserStore & UserTraderStore & UserHistoryStore {
   const claims = JSON.stringify({ sub: userId, role: 'authenticated', aud: 'authenticated' });
   const asUser = async <T>(work: (c: pg.PoolClient) => Promise<T>): Promise<T> => {
     const client = await pool.connect();
@@ -214,7 +225,29 @@ export function createPostgresUserStore(pool: pg.Pool, userId: string): UserStor
         const { rows } = await c.query('select * from public.cloud_machines limit 1');
         return rows[0] ? toMachine(rows[0] as Row) : null;
       }),
+    getRuntimeCheckpoint: () =>
+      asUser(async (c) => {
+        const { rows } = await c.query('select * from public.runtime_checkpoints limit 1');
+        return rows[0] ? toRuntimeCheckpoint(rows[0] as Row) : null;
+      }),
+    putRuntimeCheckpoint: (cp) =>
+      asUser(async (c) => {
+        const v = runtimeCheckpointColumns(userId, cp);
+        await c.query(
+          `insert into public.runtime_checkpoints (user_id, machine_id, streams, traders) values ($1, $2, $3, $4)
+           on conflict (user_id) do update
+             set machine_id = excluded.machine_id, streams = excluded.streams, traders = excluded.traders`,
+          [v.user_id, v.machine_id, JSON.stringify(v.streams), JSON.stringify(v.traders)],
+        );
+      }),
     ...traderWrites(asUser, userId),
+    timeline: (q) => asUser((c) => queryTimeline(async (sql, params) => (await c.query(sql, params)).rows, userId, q)),
+    uptimeRecords: (range) =>
+      asUser(async (c) => {
+        const a = uptimeArgs({ ...range, userIds: [userId] });
+        const rows = (await c.query(UPTIME_RECORDS_SQL, [a.p_user_ids, a.p_from, a.p_to])).rows;
+        return groupUptimeRecords(rows).get(userId) ?? [];
+      }),
   };
 }
 

@@ -9,7 +9,18 @@ import {
   toTrader,
   transitionArgs,
 } from './rows';
-import type { BillingEventOutcome, ServiceStore, SubscriptionTier, UserStore, UserTraderStore } from './types';
+import { supabaseStripeCustomers } from './stripe-customers';
+import { runtimeCheckpointColumns, toRuntimeCheckpoint } from './checkpoints';
+import type {
+  BillingEventOutcome,
+  ServiceStore,
+  SubscriptionTier,
+  UserHistoryStore,
+  UserStore,
+  UserTraderStore,
+} from './types';
+import { rpcTimeline } from './timeline';
+import { rpcUptimeRecords } from './uptime';
 
 /** Same interface as the Postgres adapter, through Supabase's REST API (PostgREST) with supabase-js. */
 
@@ -37,6 +48,7 @@ type Row = Record<string, unknown>;
 export function createSupabaseStore(opts: { url: string; serviceKey: string; fetch?: typeof fetch }): ServiceStore {
   const db: SupabaseClient = createClient(opts.url, opts.serviceKey, { ...noSession, global: { fetch: opts.fetch } });
   return {
+    ...supabaseStripeCustomers(db, check),
     async getSubscriptionTier(userId) {
       const row = check(
         'profiles',
@@ -129,6 +141,8 @@ export function createSupabaseStore(opts: { url: string; serviceKey: string; fet
       );
       return live === true;
     },
+    timeline: (userId, q) => rpcTimeline(db, userId, q),
+    uptimeRecords: (range) => rpcUptimeRecords(db, range),
     async releaseStreamLease(leaseId) {
       return check('stream_lease_release', await db.rpc('stream_lease_release', { p_lease_id: leaseId })) === true;
     },
@@ -148,7 +162,7 @@ export function createSupabaseUserStore(opts: {
   userId: string;
   getAccessToken: () => string;
   fetch?: typeof fetch;
-}): UserStore & UserTraderStore {
+}): UserStore & UserTraderStore & UserHistoryStore {
   const db = createClient(opts.url, opts.anonKey, {
     ...noSession,
     accessToken: async () => opts.getAccessToken(),
@@ -204,6 +218,18 @@ export function createSupabaseUserStore(opts: {
       const row = check('cloud_machines', await db.from('cloud_machines').select('*').limit(1).maybeSingle());
       return row ? toMachine(row) : null;
     },
+    async getRuntimeCheckpoint() {
+      const row = check('runtime_checkpoints', await db.from('runtime_checkpoints').select('*').limit(1).maybeSingle());
+      return row ? toRuntimeCheckpoint(row as Row) : null;
+    },
+    async putRuntimeCheckpoint(cp) {
+      check(
+        'runtime_checkpoints',
+        await db
+          .from('runtime_checkpoints')
+          .upsert(runtimeCheckpointColumns(opts.userId, cp), { onConflict: 'user_id' }),
+      );
+    },
     async getTrader(id) {
       const row = check('traders', await db.from('traders').select('*').eq('id', id).maybeSingle());
       return row ? toTrader(row) : null;
@@ -231,6 +257,9 @@ export function createSupabaseUserStore(opts: {
       const row = check('traders', await db.from('traders').update(changes).eq('id', id).select().maybeSingle());
       return row ? toTrader(row as Row) : null;
     },
+    timeline: (q) => rpcTimeline(db, opts.userId, q),
+    uptimeRecords: async (range) =>
+      (await rpcUptimeRecords(db, { ...range, userIds: [opts.userId] })).get(opts.userId) ?? [],
     async deleteTrader(id) {
       const rows = check('traders', await db.from('traders').delete().eq('id', id).select('id'));
       return (rows ?? []).length > 0;

@@ -1,6 +1,9 @@
 import type { BillingFacts } from '../common/entitlement';
+import type { ReasonCode, TimelineKind } from '../common/reason-codes';
+import type { UptimeRecord } from '../common/uptime-ledger';
 
 import type { MachineState } from '../common/machine-states';
+import type { StripeCustomerStore } from './stripe-customers';
 
 /** `cloud_machines.status` holds a MachineState (common/machine-states.ts; extend only by migration). */
 
@@ -38,6 +41,10 @@ export interface MachineTransition {
   details?: Record<string, unknown>;
   /** Unique per transition: a retried write of the same transition is a no-op. */
   transitionId?: string;
+  /** common/reason-codes.ts; unset, derived from `status` and `reason`. */
+  code?: ReasonCode;
+  /** When it happened (the workflow's clock); unset, the database's now. */
+  occurredAt?: Date;
 }
 
 export interface MachineEvent {
@@ -165,6 +172,25 @@ export interface TradeSignalQuery {
 }
 
 /**
+ * Where a user's machine runtime stood, so a restarted machine neither loses nor repeats a signal
+ * (`runtime_checkpoints`, one row per user; machine-runtime/checkpoint.ts says how it is used).
+ */
+export interface RuntimeCheckpoint {
+  /** The Fly machine that wrote it (`FLY_MACHINE_ID`); null off Fly. */
+  machineId: string | null;
+  /** Per stream (`SYMBOL|interval`): open time (ms) of the last candle evaluated with all its signals stored. */
+  streams: Record<string, number>;
+  /** The traders running then: id → `updatedAt` (ms). */
+  traders: Record<string, number>;
+}
+
+export interface RuntimeCheckpointRow extends RuntimeCheckpoint {
+  userId: string;
+  /** When it was last written (the database's clock). */
+  updatedAt: Date;
+}
+
+/**
  * What a user's own credentials may do (RLS enforced by the database): the machine runtime and
  * anything acting for one user use this, never the service store.
  */
@@ -175,10 +201,49 @@ export interface UserStore {
   insertTradeSignal(signal: NewTradeSignal): Promise<{ inserted: boolean; signal: TradeSignalRow | null }>;
   listTradeSignals(opts?: TradeSignalQuery): Promise<TradeSignalRow[]>;
   getMachine(): Promise<MachineRow | null>;
+  /** The user's runtime checkpoint, null before the first write. */
+  getRuntimeCheckpoint(): Promise<RuntimeCheckpointRow | null>;
+  /** Replaces the user's runtime checkpoint (one row per user). */
+  putRuntimeCheckpoint(c: RuntimeCheckpoint): Promise<void>;
 }
 
-/** The service side (worker, API): sees every row. Holds the service credentials, never given to a machine. */
-export interface ServiceStore {
+/** One entry of a user's timeline (store/timeline.ts): a transition or a billing event, in one shape. */
+export interface MachineTimelineEntry {
+  /** ISO instant. */
+  at: string;
+  kind: TimelineKind;
+  code: ReasonCode;
+  /** One sentence for a person. */
+  text: string;
+  details: Record<string, unknown>;
+}
+/** Newest first; `next` is the cursor of the next (older) page, null on the last. */
+export interface TimelinePage {
+  entries: MachineTimelineEntry[];
+  next: string | null;
+}
+export interface TimelineQuery {
+  limit?: number;
+  /** A previous page's `next`. */
+  before?: string;
+}
+/** The instants uptime records are read for (`to` excluded); the store adds what the state at `from` needs. */
+export interface UptimeRange {
+  from: Date;
+  to: Date;
+}
+
+/** A user's own history, read under RLS (the API's timeline and uptime routes). */
+export interface UserHistoryStore {
+  timeline(q?: TimelineQuery): Promise<TimelinePage>;
+  uptimeRecords(range: UptimeRange): Promise<UptimeRecord[]>;
+}
+
+/**
+ * The service side (worker, API): sees every row. Holds the service credentials, never given to a machine.
+ * The Stripe customer links live in store/stripe-customers.ts.
+ */
+export interface ServiceStore extends StripeCustomerStore {
   getSubscriptionTier(userId: string): Promise<SubscriptionTier | null>;
   /** Upserts the machine row and appends a `machine_events` row, in one transaction. */
   recordMachineTransition(t: MachineTransition): Promise<MachineRow>;
@@ -206,5 +271,9 @@ export interface ServiceStore {
   renewStreamLease(lease: { leaseId: string; ttlMs: number }): Promise<boolean>;
   /** Gives a lease back (idempotent); true if it was still there. */
   releaseStreamLease(leaseId: string): Promise<boolean>;
+  /** One user's timeline (the operator's view: `ops timeline`). */
+  timeline(userId: string, q?: TimelineQuery): Promise<TimelinePage>;
+  /** The uptime records of the given users (all with a transition when omitted), by user, each oldest first. */
+  uptimeRecords(range: UptimeRange & { userIds?: string[] }): Promise<Map<string, UptimeRecord[]>>;
   close(): Promise<void>;
 }

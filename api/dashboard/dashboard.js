@@ -1,4 +1,4 @@
-/* global document, window, localStorage, location, atob */
+/* global document, window, location */
 // The dashboard. It talks to the API only through the client library (client/), which the API bundles
 // with these modules at start-up (api/dashboard/bundle.ts). The machine's status arrives as server-sent
 // events (GET /v1/machines/me/events: at once and on every change, one poller per user on the server
@@ -10,18 +10,19 @@ import { confirmDialog } from './confirm';
 import { createLiveCard } from './live';
 import { billingText, describeReason, stepText } from './machine-text';
 import { createSignalsCard, fromLive } from './signals';
+import { createSignIn } from './sign-in';
 import { createTraderEditor } from './trader-editor';
 import { createTradersCard } from './traders';
 
 (() => {
   'use strict';
-  const TOKEN_KEY = 'cloud-machine.token';
   const TICK_MS = 2000;
   const FALLBACK_POLL_MS = 15000;
   const CHANGING = ['provisioning', 'starting', 'stopping'];
   const $ = (id) => document.getElementById(id);
 
-  let token = localStorage.getItem(TOKEN_KEY) || '';
+  // Who is signed in ('' when nobody); the token itself only ever comes from signIn.getToken().
+  let signedIn = '';
   let state = null;
   let busy = false;
   let pollTimer = 0;
@@ -29,7 +30,13 @@ import { createTradersCard } from './traders';
   let actionError = '';
   let pollError = '';
 
-  const client = createCloudExecutionClient({ baseUrl: location.origin, getAccessToken: () => token });
+  const signIn = createSignIn({
+    onChange: (who) => {
+      signedIn = who;
+      tokenChanged();
+    },
+  });
+  const client = createCloudExecutionClient({ baseUrl: location.origin, getAccessToken: () => signIn.getToken() });
   const chart = createChartCard({ client });
   const signals = createSignalsCard({
     client,
@@ -50,7 +57,7 @@ import { createTradersCard } from './traders';
   });
   const traders = createTradersCard({
     client,
-    hasToken: () => !!token,
+    hasToken: () => !!signedIn,
     onLoaded: (list, signedIn) => chart.setTraders(list, signedIn),
     onEdit: (t) => editor.edit(t),
     onPreview: (definition, boxId) => editor.preview(definition, boxId),
@@ -71,26 +78,6 @@ import { createTradersCard } from './traders';
     const message = actionError || pollError;
     box.textContent = message;
     box.hidden = !message;
-  }
-
-  function tokenClaims(t) {
-    try {
-      const part = t.split('.')[1].replace(/-/g, '+').replace(/_/g, '/');
-      return JSON.parse(atob(part));
-    } catch {
-      return null;
-    }
-  }
-
-  function renderWho() {
-    const claims = token ? tokenClaims(token) : null;
-    $('whoami').textContent = claims
-      ? `user ${String(claims.sub).slice(0, 8)}… · token expires ${fmtDateTime(new Date(claims.exp * 1000).toISOString())}`
-      : 'no token';
-    $('token').value = token;
-    // With a token in place the card folds away; it opens again to change or forget it.
-    $('token-details').open = !token;
-    $('token-summary').textContent = token ? 'set · click to change' : '';
   }
 
   // --- the start form's choices ------------------------------------------------------------------------
@@ -164,46 +151,56 @@ import { createTradersCard } from './traders';
     }
 
     const active = s && ['provisioning', 'starting', 'running'].includes(s.state);
-    $('start').disabled = busy || !token || !!active || (s && s.state === 'stopping');
-    $('stop').disabled = busy || !token || !active;
-    live.sync(!!token && !!s && s.state === 'running', s);
+    $('start').disabled = busy || !signedIn || !!active || (s && s.state === 'stopping');
+    $('stop').disabled = busy || !signedIn || !active;
+    live.sync(!!signedIn && !!s && s.state === 'running', s);
   }
 
-  // --- status events (one stream per token; polling only if the stream is refused) ----------------------
+  // --- status events (one stream per sign-in; polling only if the stream is refused) --------------------
   let watch = null;
   let watchToken = '';
   let watchRefused = '';
+  let watchRetriedWith = '';
   function schedule() {
     window.clearTimeout(pollTimer);
-    if (watch && watchToken !== token) {
+    if (watch && watchToken !== signedIn) {
       watch.close();
       watch = null;
     }
-    if (token && !watch && watchRefused !== token) {
-      watchToken = token;
+    if (signedIn && !watch && watchRefused !== signedIn) {
+      watchToken = signedIn;
       watch = client.watchMachine({
         onStatus: (s) => {
           pollError = '';
           renderStatus(s);
           showErrors();
         },
-        onError: (detail, final) => {
-          pollError = detail;
-          showErrors();
-          if (!final) return;
-          watchRefused = watchToken;
+        onError: async (detail, final) => {
+          if (!final) {
+            pollError = detail;
+            return showErrors();
+          }
           watch = null;
+          // The stream ends when its token expires: a renewed one (Supabase) opens it again at once;
+          // refused again with the same token, it stays refused (polling, and the error shown).
+          const fresh = await signIn.getToken();
+          if (fresh && fresh !== watchRetriedWith) watchRetriedWith = fresh;
+          else {
+            pollError = detail;
+            showErrors();
+            watchRefused = watchToken;
+          }
           schedule();
         },
       });
     }
-    if (token && !watch) pollTimer = window.setTimeout(() => void poll(), FALLBACK_POLL_MS);
+    if (signedIn && !watch) pollTimer = window.setTimeout(() => void poll(), FALLBACK_POLL_MS);
   }
 
   async function poll() {
     window.clearTimeout(pollTimer);
     try {
-      if (!token) renderStatus(null);
+      if (!signedIn) renderStatus(null);
       else renderStatus(await client.status()); // null: the user never had a machine
       pollError = '';
     } catch (err) {
@@ -218,7 +215,7 @@ import { createTradersCard } from './traders';
     actionError = '';
     renderStatus(state);
     try {
-      if (!token) throw new Error('Paste an access token first.');
+      if (!signedIn) throw new Error('Sign in first.');
       await action();
     } catch (err) {
       // A CloudExecutionError carries the problem's `detail`, the sentence meant for a person.
@@ -232,22 +229,10 @@ import { createTradersCard } from './traders';
   // --- wiring --------------------------------------------------------------------------------------------
   function tokenChanged() {
     actionError = '';
-    renderWho();
     void poll();
     void traders.load();
-    void signals.reload(!!token);
+    void signals.reload(!!signedIn);
   }
-  $('token-form').addEventListener('submit', (ev) => {
-    ev.preventDefault();
-    token = $('token').value.trim();
-    if (token) localStorage.setItem(TOKEN_KEY, token);
-    tokenChanged();
-  });
-  $('forget-token').addEventListener('click', () => {
-    token = '';
-    localStorage.removeItem(TOKEN_KEY);
-    tokenChanged();
-  });
   $('start').addEventListener('click', () => {
     const body = {};
     if (!$('start-region').disabled) body.region = $('start-region').value;
@@ -263,9 +248,8 @@ import { createTradersCard } from './traders';
     if (yes) void act(() => client.stop());
   });
 
-  renderWho();
   void loadOptions();
-  tokenChanged();
+  void signIn.start(); // signs in whoever was (tokenChanged), then sets up the ways to sign in
   // The stream's connection line ("last frame 3 s ago") ticks without asking the API anything.
   window.setInterval(() => live.renderConnection(), TICK_MS);
 })();

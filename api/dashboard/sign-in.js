@@ -13,6 +13,10 @@ const LEGACY_TOKEN_KEY = 'cloud-machine.token';
 const EXPIRY_MARGIN_MS = 10_000;
 const MAX_TIMER_MS = 2 ** 31 - 1;
 const VIA = { supabase: 'with Supabase', dev: 'with dev sign-in', token: 'with a pasted token' };
+const EXPIRED = {
+  dev: 'Your dev sign-in expired (a dev token is not renewed): sign in again.',
+  token: 'The pasted token expired: paste a new one or sign in again.',
+};
 
 const $ = (id) => document.getElementById(id);
 const clock = (ms) => new Date(ms).toLocaleTimeString();
@@ -50,6 +54,8 @@ export function createSignIn({ onChange }) {
   let supabase = null;
   let supabaseUrl = '';
   let hasSupabaseSession = false;
+  // From our own Supabase sign-out until its SIGNED_OUT: events still queued (a renewal) are stale.
+  let endingSupabase = false;
   let expiryTimer = 0;
 
   const who = () => (current ? `${current.method}:${current.userId}` : '');
@@ -73,7 +79,8 @@ export function createSignIn({ onChange }) {
     render();
     // The form the focus was in is gone: it moves to what replaced it, so keyboard users are not lost.
     const focus = document.activeElement;
-    if (current && focus && ($('sign-in').contains(focus) || $('token-details').contains(focus))) $('signed-in').focus();
+    if (current && focus && ($('sign-in').contains(focus) || $('token-details').contains(focus)))
+      $('signed-in').focus();
     onChange(who());
   }
 
@@ -94,7 +101,7 @@ export function createSignIn({ onChange }) {
     localStorage.setItem(STORE_KEY, JSON.stringify({ method, token, label: name }));
     armExpiry();
     // One sign-in at a time: a Supabase session in this browser ends when another way is chosen.
-    if (supabase && hasSupabaseSession) void supabase.signOut();
+    if (supabase && hasSupabaseSession) endSupabase();
     return '';
   }
 
@@ -108,8 +115,7 @@ export function createSignIn({ onChange }) {
   /** A dev or pasted token at its end goes back to the sign-in view, saying why; true if it did. */
   function expired() {
     if (!current || current.method === 'supabase' || current.expiresAt - EXPIRY_MARGIN_MS > Date.now()) return false;
-    const what = current.method === 'dev' ? 'Your dev sign-in' : 'The pasted token';
-    void signOut(`${what} expired at ${clock(current.expiresAt)}: sign in again.`);
+    signOut(EXPIRED[current.method]);
     return true;
   }
 
@@ -127,26 +133,35 @@ export function createSignIn({ onChange }) {
     const problem = adoptLocal(saved.method, saved.token, saved.label);
     if (problem) {
       localStorage.removeItem(STORE_KEY);
-      notice(`${saved.method === 'dev' ? 'Your dev sign-in' : 'The pasted token'} has expired: sign in again.`);
+      notice(EXPIRED[saved.method]);
     } else if (saved.method === 'token') $('token').value = saved.token;
   }
 
-  async function signOut(why = '') {
+  function signOut(why = '') {
     const was = current;
     current = null;
     window.clearTimeout(expiryTimer);
     localStorage.removeItem(STORE_KEY);
     notice(why);
     changed();
-    // Its SIGNED_OUT finds nobody signed in with Supabase any more, so it says nothing more.
-    if (was && was.method === 'supabase' && supabase) await supabase.signOut();
+    if (was && was.method === 'supabase' && supabase) endSupabase();
+  }
+
+  function endSupabase() {
+    endingSupabase = true;
+    void supabase.signOut().then(({ error }) => {
+      if (error) endingSupabase = false; // no SIGNED_OUT will come
+    });
   }
 
   // --- Supabase ---------------------------------------------------------------------------------------
   function onSupabase(event, session) {
     hasSupabaseSession = !!session;
+    if (event === 'SIGNED_OUT') endingSupabase = false;
+    if (session && endingSupabase) return;
     if (session) {
-      if (current && current.method !== 'supabase') return; // a dev or pasted token was chosen meanwhile
+      // A dev or pasted token was chosen after it (and its sign-out did not get through): it goes now.
+      if (current && current.method !== 'supabase') return endSupabase();
       const fresh = !current || current.userId !== session.user.id;
       current = {
         method: 'supabase',
@@ -161,7 +176,7 @@ export function createSignIn({ onChange }) {
       return;
     }
     if (current && current.method === 'supabase')
-      void signOut('Your session has ended (it could not be renewed): sign in again.');
+      signOut('Your session has ended (it could not be renewed): sign in again.');
   }
 
   function formError(text, fieldId) {
@@ -188,6 +203,7 @@ export function createSignIn({ onChange }) {
       const password = $('sign-in-password').value;
       if (!email) return formError('Enter your email address.', 'sign-in-email');
       if (!password) return formError('Enter your password, or ask for a sign-in link.', 'sign-in-password');
+      endingSupabase = false; // a deliberate sign-in: its SIGNED_IN is news
       const { error } = await supabase.signInWithPassword(email, password);
       if (error)
         return formError(
@@ -253,10 +269,9 @@ export function createSignIn({ onChange }) {
   });
 
   $('sign-out').addEventListener('click', () => {
-    void signOut().then(() => {
-      const shown = [...document.querySelectorAll('#sign-in input, #sign-in button')].find((e) => e.offsetParent);
-      (shown || $('token-details').querySelector('summary')).focus();
-    });
+    signOut();
+    const shown = [...document.querySelectorAll('#sign-in input, #sign-in button')].find((e) => e.offsetParent);
+    (shown || $('token-details').querySelector('summary')).focus();
   });
 
   // Another tab signed in or out with a dev or pasted token.
@@ -286,7 +301,7 @@ export function createSignIn({ onChange }) {
     try {
       supabase = await connectSupabase({ ...auth.supabase, onSession: onSupabase });
       $('supabase-form').hidden = false;
-      if (supabase.linkError) notice(`The sign-in link did not work: ${supabase.linkError}`);
+      if (supabase.linkError) notice(supabase.linkError);
     } catch (err) {
       notice(`Could not load Supabase sign-in (${err.message}).`);
     }

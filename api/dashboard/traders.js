@@ -49,7 +49,7 @@ export function createTradersCard({ client, hasToken, onLoaded, onEdit, onPrevie
     const list = $('traders');
     list.replaceChildren();
     $('traders-count').textContent = hasToken() ? `${traders.length}${max ? ` of ${max}` : ''}` : '';
-    if (!hasToken()) return list.append(el('li', 'muted', 'Paste an access token to see your traders.'));
+    if (!hasToken()) return list.append(el('li', 'muted', 'Sign in to see your traders.'));
     if (traders.length === 0) list.append(el('li', 'muted', 'No traders yet.'));
     for (const t of traders) {
       const li = el('li', 'trader');

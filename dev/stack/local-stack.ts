@@ -3,6 +3,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { mintAccessToken } from '../../api/auth';
 import { parseEnv, pickEnv } from '../../common/config';
+import { devSignInIssues } from '../../common/config-checks';
 import { repoRoot } from '../../common/tools';
 import { ensureDatabase, migrateDatabase } from './database';
 import { isListening, isLoopback, startProcess, waitFor, type ManagedProcess } from './processes';
@@ -191,13 +192,18 @@ export async function startLocalStack(
     });
     started.push(worker);
 
-    log(`API: starting on port ${config.PORT}`);
+    // The page's "Dev sign-in" as a seeded user: on whenever this stack is local (the API refuses it
+    // otherwise, e.g. with FLY_API_URL at the real Fly), unless API_DEV_SIGN_IN says otherwise.
+    const devSignIn =
+      env.API_DEV_SIGN_IN || (devSignInIssues({ ...shared, API_DEV_SIGN_IN: 'true' }).length ? 'false' : 'true');
+    log(`API: starting on port ${config.PORT}${['true', '1'].includes(devSignIn) ? ' (dev sign-in on)' : ''}`);
     const [acmd, aargs] = tsx('api/server.ts');
     const api = startProcess('api', acmd, [...aargs], {
       env: {
         ...shared,
         PORT: String(config.PORT),
         API_HOST: env.API_HOST ?? '127.0.0.1',
+        API_DEV_SIGN_IN: devSignIn,
         LOG_LEVEL: env.API_LOG_LEVEL ?? 'warn',
       },
       quiet: opts.quiet,
