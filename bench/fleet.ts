@@ -11,9 +11,12 @@ import { connectToTestServer, quietBundlerLogger, uniqueId } from '../test/tempo
 import { workflowsPath } from '../worker/create-worker';
 import { machineVanishedSignal, machineWorkflowId, type CarriedState } from '../workflows/contract';
 import type { machineLifecycle } from '../workflows/machine-lifecycle';
+import { medianRows, ratioRows } from './lib/compare';
 import { runBenchmark } from './lib/infra';
 import { pool } from './lib/pool';
 import { envList, mb, report, round, type Row } from './lib/report';
+import { externalTemporal, forEachTemporal, temporalKinds, type TemporalUnderTest } from './lib/temporal-under-test';
+import { cpuWindow, treeCpu } from './storm-cpu';
 
 interface Stats {
   rss: number;
@@ -62,9 +65,12 @@ export async function runFleet(opts: {
   sizes: number[];
   caches: (number | 'all')[];
   cleanup?: boolean;
+  /** Which Temporal TEMPORAL_TEST_ADDRESS points at, for its CPU readings (default: as the smoke test runs). */
+  temporal?: TemporalUnderTest;
   log?: (m: string) => void;
 }) {
   const log = opts.log ?? (() => undefined);
+  const temporal = opts.temporal ?? externalTemporal();
   const server = await connectToTestServer();
   const dir = mkdtempSync(join(os.tmpdir(), 'ce-bench-fleet-'));
   const bundlePath = join(dir, 'workflows.js');
@@ -123,6 +129,7 @@ export async function runFleet(opts: {
         try {
           await sleep(3000);
           const idle = await w.stats();
+          const cpu = cpuWindow({ ...temporal.cpu, worker: (procs) => treeCpu(procs, w.child.pid) });
           const s0 = performance.now();
           await pool(users, 100, (userId) =>
             server.client.workflow
@@ -138,6 +145,7 @@ export async function runFleet(opts: {
             { timeoutMs: 1_800_000 - (performance.now() - s0), everyMs: 200 },
           );
           const sweepS = (performance.now() - s0) / 1000;
+          const used = cpu.end();
           await sleep(3000);
           const rest = await w.stats();
           rows.push({
@@ -152,6 +160,8 @@ export async function runFleet(opts: {
             'sweep: signals sent (s)': round(signalledS, 1),
             'sweep: all renewed (s)': round(sweepS, 1),
             'renewals / s': round(size / sweepS, 0),
+            ...Object.fromEntries(Object.entries(used).map(([k, v]) => [`sweep CPU s: ${k}`, round(v, 1)])),
+            'renewals / CPU-s': round(size / Object.values(used).reduce((a, b) => a + b, 0), 0),
             'load 1 min': round(os.loadavg()[0]!, 1),
           });
           log(`fleet ${size} cache ${cache}: rest RSS ${mb(rest.rss)} MB, sweep ${sweepS.toFixed(1)} s`);
@@ -171,21 +181,50 @@ export async function runFleet(opts: {
   return rows;
 }
 
-runBenchmark(module, { postgres: false }, async (startLoad) => {
+runBenchmark(module, { postgres: false, temporal: false }, async (startLoad) => {
   const sizes = envList('BENCH_SIZES', [1000, 10000]);
   const caches = process.env.BENCH_CACHE
     ? process.env.BENCH_CACHE.split(',').map((c) => (c.trim() === 'all' ? 'all' : Number(c)))
     : ([1000, 3000] as (number | 'all')[]);
-  const rows = await runFleet({ sizes, caches, log: (m) => console.log(m) });
+  const log = (m: string) => console.log(m);
+  const servers = new Map<string, string>();
+  const runs = await forEachTemporal(async (temporal, run) => {
+    servers.set(temporal.kind, temporal.description);
+    const rows = await runFleet({ sizes, caches, temporal, log, cleanup: temporal.kind === 'external' });
+    return rows.map((r) => ({ Temporal: temporal.kind, run, ...r }));
+  }, log);
+  const rows: Row[] = runs.flat();
+  const repeated = rows.some((r) => r.run !== 1);
+  const medians = repeated ? medianRows(rows, ['Temporal', 'workflows', 'maxCachedWorkflows']) : rows;
+  const both = temporalKinds().length > 1 && !process.env.TEMPORAL_TEST_ADDRESS;
   const at10k = rows.filter((r) => r.workflows === 10000);
   const worst = at10k.length ? Math.max(...at10k.map((r) => Number(r['worker RSS at rest (MB)']))) : NaN;
   report('fleet', {
     title: 'fleet: live machine workflows at rest on one worker',
     startLoad,
-    tables: [{ rows }],
+    tables: [
+      { caption: repeated ? 'each run' : undefined, rows },
+      ...(repeated ? [{ caption: 'medians', rows: medians }] : []),
+      ...(both
+        ? [
+            {
+              caption: 'server / dev (of the medians)',
+              rows: ratioRows(medians, {
+                by: 'Temporal',
+                num: 'server',
+                den: 'dev',
+                match: ['workflows', 'maxCachedWorkflows'],
+                cols: ['start, all at rest (s)', 'sweep: all renewed (s)', 'renewals / s', 'sweep CPU s: Temporal'],
+              }),
+            },
+          ]
+        : []),
+    ],
     notes: [
       `Target ≤ 1.5 GB worker RSS at 10k: ${Number.isNaN(worst) ? 'not measured at 10k in this run' : worst <= 1536 ? `met (worst ${worst} MB)` : `MISSED (worst ${worst} MB)`}.`,
-      'Workflows start with `carried` state (as after a continue-as-new: running machine, no provisioning); stub activities, no Fly, no database. Temporal dev server (in-memory SQLite unless BENCH_TEMPORAL_DB=file).',
+      'Workflows start with `carried` state (as after a continue-as-new: running machine, no provisioning); stub activities, no Fly, no database.',
+      ...[...servers.entries()].map(([kind, d]) => `Temporal \`${kind}\`: ${d}.`),
+      'sweep CPU s: user + system CPU during the sweep (from /proc) of Temporal (the dev server, or the server and its own Postgres) and of the worker process.',
       'Per setting, a fresh worker process takes over the fleet (nothing cached, as after a deploy or a crash); the sweep = a machineVanished signal to every workflow (100 in flight), each replays (if not cached) and renews at once: a worst case, all renewals together rather than spread over the interval. RSS at rest is measured 3 s after the sweep.',
       'RSS is the worker process: the Rust core, the main thread and the workflow thread (whose V8 heap holds the cached workflows; "main-thread heap" does not include it).',
     ],

@@ -43,7 +43,9 @@ export type Row = Record<string, string | number | boolean>;
 
 export function markdownTable(rows: Row[]): string {
   if (rows.length === 0) return '(no rows)';
-  const cols = [...new Set(rows.flatMap((r) => Object.keys(r)))];
+  // Column order from the widest row: a column only some rows have (e.g. one server's Postgres) stays in place.
+  const widest = rows.reduce((a, r) => (Object.keys(r).length > Object.keys(a).length ? r : a));
+  const cols = [...new Set([widest, ...rows].flatMap((r) => Object.keys(r)))];
   const cell = (v: unknown) => (v === undefined ? '' : String(v));
   return [
     `| ${cols.join(' | ')} |`,
