@@ -110,6 +110,7 @@ function layerRules() {
             '!../common/entitlement',
             '!../common/machine-states',
             '!../common/machine-token',
+            '!../common/reason-codes',
             '!../common/search-attributes',
           ],
           allowTypeImports: true,

@@ -9,9 +9,11 @@ import {
   type SubscriptionTier,
 } from '../store/types';
 
-export interface TransitionInput extends Omit<MachineTransition, 'lastHealthyAt'> {
+export interface TransitionInput extends Omit<MachineTransition, 'lastHealthyAt' | 'occurredAt'> {
   /** ISO time: activity arguments travel as JSON. */
   lastHealthyAt?: string;
+  /** ISO time, the workflow's clock when the transition happened (not when a retry wrote it). */
+  occurredAt?: string;
 }
 
 /** A billing event as a workflow signal carries it (an operator may signal one directly). */
@@ -63,6 +65,7 @@ export const createStoreActivities = (deps: { store: ServiceStore }) => ({
     await deps.store.recordMachineTransition({
       ...input,
       lastHealthyAt: input.lastHealthyAt ? new Date(input.lastHealthyAt) : undefined,
+      occurredAt: input.occurredAt ? new Date(input.occurredAt) : undefined,
     });
   },
 });

@@ -18,6 +18,7 @@ import {
   validationResponseSchema,
 } from './traders-schema';
 import { billingEventSchema, webhookResultSchema } from './webhooks';
+import { timelinePageSchema, timelineQuerySchema, uptimeQuerySchema, uptimeResponseSchema } from './timeline';
 import { stripeEventSchema } from './stripe-events';
 import { signalListSchema, signalQuerySchema } from './signals';
 import { klinesQuerySchema, klinesResponseSchema } from './market';
@@ -57,6 +58,8 @@ export function buildOpenApi() {
     SignalList: signalListSchema,
     TraderValidation: validationResponseSchema,
     Klines: klinesResponseSchema,
+    TimelinePage: timelinePageSchema,
+    Uptime: uptimeResponseSchema,
   };
   for (const [id, schema] of Object.entries(schemas)) registry.add(schema, { id });
   const json = z.toJSONSchema(registry, { uri: (id) => `#/components/schemas/${id}`, io: 'input' });
@@ -150,7 +153,10 @@ export function buildOpenApi() {
           summary: 'The status of my machine',
           security,
           responses: {
-            '200': json200('MachineStatus', 'live from the workflow, else the last recorded state'),
+            '200': json200(
+              'MachineStatus',
+              'as recorded at its last transition (checked against its running workflow)',
+            ),
             '404': problem('you never had a machine'),
             ...authErrors,
           },
@@ -309,6 +315,40 @@ export function buildOpenApi() {
             '200': { description: 'an event stream', content: { 'text/event-stream': { schema: { type: 'string' } } } },
             '429': problem('too many open event streams for this user, or too many requests'),
             '401': problem('missing, expired or invalid access token'),
+          },
+        },
+      },
+      '/v1/machines/me/timeline': {
+        get: {
+          summary: 'My machine’s and my billing’s history in one list, newest first (paged)',
+          description:
+            'Transitions, billing events (applied, and ignored ones with why), self-heals and their causes, ' +
+            'image rollouts and operator actions. Every entry has a reason code (docs/technical-description.md, ' +
+            '"Reason codes") and a sentence. Only the caller’s own rows exist here (RLS).',
+          security,
+          parameters: queryParams(timelineQuerySchema),
+          responses: {
+            '200': json200('TimelinePage', '`next` is the cursor of the next, older page'),
+            '400': problem('invalid query; `errors` point at the parameter'),
+            '501': problem('this server has no user store'),
+            ...authErrors,
+          },
+        },
+      },
+      '/v1/machines/me/uptime': {
+        get: {
+          summary: 'My uptime ledger: minutes per UTC day entitled, running healthy, and down by cause; the SLO',
+          description:
+            'Down by cause: ours (unhealthy, self-heal, our bugs), Fly (host failure, machine gone, API outage), ' +
+            'stopped by the user, billing (downgrade, payment overdue). Each calendar month against ' +
+            'UPTIME_SLO_PERCENT (only ours and Fly count against it) with the credit owed. At most 93 days.',
+          security,
+          parameters: queryParams(uptimeQuerySchema.in),
+          responses: {
+            '200': json200('Uptime', 'one entry per day of the range, totals, months'),
+            '400': problem('invalid dates or range; `errors` point at the parameter'),
+            '501': problem('this server has no user store'),
+            ...authErrors,
           },
         },
       },

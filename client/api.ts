@@ -6,8 +6,10 @@ import {
   problemSchema,
   provisionResponseSchema,
   stopResponseSchema,
+  timelinePageSchema,
   traderListSchema,
   traderSchema,
+  uptimeSchema,
   type CreateTraderRequest,
   type MachineStatus,
   type Options,
@@ -15,8 +17,12 @@ import {
   type ProvisionResponse,
   type StopResponse,
   type Trader,
+  type TimelinePage,
+  type TimelineQuery,
   type TraderList,
   type UpdateTraderRequest,
+  type Uptime,
+  type UptimeQuery,
 } from './schemas';
 import { createCloudStreamClient, type CloudStreamClient, type CloudStreamOptions } from './stream';
 import {
@@ -71,6 +77,10 @@ export interface CloudExecutionClient {
   signals(query?: SignalQuery): Promise<SignalList>;
   /** `GET /v1/market/klines`: recent closed candles of one stream (the chart's backfill). */
   klines(query: { symbol: string; interval: string; limit?: number }): Promise<Klines>;
+  /** `GET /v1/machines/me/timeline`: my machine's and my billing's history, newest first; `next` pages back. */
+  timeline(query?: TimelineQuery): Promise<TimelinePage>;
+  /** `GET /v1/machines/me/uptime`: minutes per day by cause, and each month against the SLO. */
+  uptime(query?: UptimeQuery): Promise<Uptime>;
   /** `GET /v1/machines/me/events`: the machine's status now and on every change, until `close()`. */
   watchMachine(handlers: MachineWatchHandlers): MachineWatch;
   /** `ws(s)://<api>/v1/machines/me/stream`. */
@@ -166,6 +176,12 @@ export function createCloudExecutionClient(options: CloudExecutionClientOptions)
     },
     async klines(query) {
       return (await call('GET', `/v1/market/klines${queryString(query)}`, klinesSchema)).data;
+    },
+    async timeline(query = {}) {
+      return (await call('GET', `/v1/machines/me/timeline${queryString(query)}`, timelinePageSchema)).data;
+    },
+    async uptime(query = {}) {
+      return (await call('GET', `/v1/machines/me/uptime${queryString(query)}`, uptimeSchema)).data;
     },
     watchMachine(handlers) {
       const url = new URL(EVENTS_PATH, base).toString();

@@ -39,6 +39,8 @@ export type {
   TraderList,
   UpdateTraderRequest,
 } from './schemas';
+export { timelineKinds } from './schemas';
+export type { TimelineEntry, TimelinePage, TimelineQuery, Uptime, UptimeQuery } from './schemas';
 export { EVENTS_PATH } from './machine-events';
 export type { MachineWatch, MachineWatchHandlers } from './machine-events';
 export type {

@@ -185,3 +185,59 @@ export interface CreateTraderRequest {
 }
 /** Body of `PATCH /v1/traders/:id`: at least one member. */
 export type UpdateTraderRequest = Partial<CreateTraderRequest>;
+
+// --- my timeline and my uptime (api/timeline.ts) -------------------------------------------------------
+
+export const timelineKinds = ['lifecycle', 'billing', 'health', 'rollout', 'operator'] as const;
+/** One timeline entry; `code` is a reason code (the API's docs list them; new ones may appear). */
+export const timelineEntrySchema = z.object({
+  at: z.string(),
+  kind: z.enum(timelineKinds),
+  code: z.string(),
+  text: z.string(),
+  details: z.record(z.string(), z.unknown()),
+});
+export type TimelineEntry = z.infer<typeof timelineEntrySchema>;
+/** Newest first; pass `next` as `before` for the older page (null: the last one). */
+export const timelinePageSchema = z.object({ entries: z.array(timelineEntrySchema), next: z.nullable(z.string()) });
+export type TimelinePage = z.infer<typeof timelinePageSchema>;
+export interface TimelineQuery {
+  /** 1–200, default 50. */
+  limit?: number;
+  before?: string;
+}
+
+const downSchema = z.object({ ours: z.number(), fly: z.number(), user: z.number(), billing: z.number() });
+const minutesShape = { entitledMinutes: z.number(), healthyMinutes: z.number(), down: downSchema };
+const availability = z.nullable(z.number());
+/** Minutes per UTC day by cause (ours, Fly, the user's own stop, billing), and each month against the SLO. */
+export const uptimeSchema = z.object({
+  from: z.string(),
+  to: z.string(),
+  days: z.array(z.object({ day: z.string(), ...minutesShape })),
+  totals: z.object({ ...minutesShape, availabilityPercent: availability }),
+  months: z.array(
+    z.object({
+      month: z.string(),
+      days: z.number(),
+      partial: z.boolean(),
+      ...minutesShape,
+      availabilityPercent: availability,
+      sloPercent: z.number(),
+      sloMet: z.boolean(),
+      creditPercent: z.number(),
+      creditUsd: z.number(),
+    }),
+  ),
+  policy: z.object({
+    sloPercent: z.number(),
+    monthlyFeeUsd: z.number(),
+    creditTable: z.array(z.object({ belowPercent: z.number(), creditPercent: z.number() })),
+  }),
+});
+export type Uptime = z.infer<typeof uptimeSchema>;
+/** UTC dates (`YYYY-MM-DD`), both included, at most 93 days; default this month so far. */
+export interface UptimeQuery {
+  from?: string;
+  to?: string;
+}

@@ -2,6 +2,8 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { z } from 'zod';
 import { machineStates, type MachineState } from '../common/machine-states';
 import { durationMs } from '../workflows/contract';
+import { uptimeRangeProblem } from '../common/uptime-ledger';
+import { TIMELINE_MAX_LIMIT } from '../store/timeline';
 
 /** The operator CLI's commands, parsed from argv (pure: `parseCommand` is tested as inputs → outputs). */
 export type Command =
@@ -10,7 +12,9 @@ export type Command =
   | { name: 'stop'; userId: string; reason?: string }
   | { name: 'force-stop'; userId: string; reason: string }
   | { name: 'reconcile'; dryRun: boolean; json: boolean; minAge?: string }
-  | { name: 'logs'; userId: string; follow: boolean; lines: number };
+  | { name: 'logs'; userId: string; follow: boolean; lines: number }
+  | { name: 'timeline'; userId: string; limit: number; json: boolean }
+  | { name: 'uptime'; from?: string; to?: string; userId?: string; json: boolean };
 
 /** One command's shape, by name. */
 export type CommandOf<N extends Command['name']> = Extract<Command, { name: N }>;
@@ -32,6 +36,10 @@ Commands:
       runs reconcileFleet now and prints its report; --dry-run prints the plan without acting
   logs <userId> [--follow] [--lines N]
       the machine's logs (fly-local: its log file; real Fly: the \`fly logs\` command to run)
+  timeline <userId> [--limit N] [--json]
+      the user's timeline, newest first: transitions, billing events, self-heals, rollouts, operators
+  uptime [--from YYYY-MM-DD] [--to YYYY-MM-DD] [--user ID] [--json]
+      every user's uptime ledger by month (default: this month), worst first, with SLO credits owed
 
 Options:
   --json       JSON instead of a table
@@ -52,12 +60,16 @@ const spec = {
   'force-stop': { options: { reason: { type: 'string' } }, user: true },
   reconcile: { options: { ...json, 'dry-run': { type: 'boolean' }, 'min-age': { type: 'string' } } },
   logs: { options: { follow: { type: 'boolean', short: 'f' }, lines: { type: 'string', short: 'n' } }, user: true },
+  timeline: { options: { ...json, limit: { type: 'string', short: 'n' } }, user: true },
+  uptime: { options: { ...json, from: { type: 'string' }, to: { type: 'string' }, user: { type: 'string' } } },
 } satisfies Record<Command['name'], { options: Options; user?: true }>;
 
 const userIdSchema = z.guid({ message: 'must be a user id (a UUID)' });
 const stateSchema = z.enum(machineStates, { message: `must be one of ${machineStates.join(', ')}` });
 const reasonSchema = z.string().trim().min(1, 'must not be empty').max(200, 'must be at most 200 characters');
 const linesSchema = z.coerce.number().int().min(1).max(100_000);
+const limitSchema = z.coerce.number().int().min(1).max(TIMELINE_MAX_LIMIT);
+const dateSchema = z.iso.date({ message: 'must be a UTC date, YYYY-MM-DD' });
 const durationSchema = z.string().refine((v) => durationMs(v) !== undefined, 'must be a duration like "10 minutes"');
 
 class Usage extends Error {}
@@ -127,5 +139,14 @@ function build(name: Command['name'], v: Record<string, unknown>, userId: string
       };
     case 'logs':
       return { name, userId, follow: flag('follow'), lines: optional(linesSchema, v.lines, '--lines') ?? 100 };
+    case 'timeline':
+      return { name, userId, limit: optional(limitSchema, v.limit, '--limit') ?? 50, json: flag('json') };
+    case 'uptime': {
+      const from = optional(dateSchema, v.from, '--from');
+      const to = optional(dateSchema, v.to, '--to');
+      const problem = from && to ? uptimeRangeProblem({ from, to }) : null;
+      if (problem) throw new Usage(`--${problem.param}: ${problem.message}`);
+      return { name, from, to, userId: optional(userIdSchema, v.user, '--user'), json: flag('json') };
+    }
   }
 }

@@ -2,6 +2,7 @@ import { Client, Connection } from '@temporalio/client';
 import { z } from 'zod';
 import { ConfigError, contractEnv, flyApiEnv, parseEnv, temporalEnv } from '../common/config';
 import { temporalConnectionOptions } from '../common/temporal-connection';
+import { uptimeEnv, uptimePolicyFrom } from '../common/uptime-config';
 import { createFlyClient } from '../fly/client';
 import { openServiceStore } from '../store';
 import { durationSeconds } from '../worker/reconcile-schedule';
@@ -18,6 +19,7 @@ export const opsEnvShape = {
   DATABASE_URL: contractEnv.DATABASE_URL,
   SUPABASE_URL: contractEnv.SUPABASE_URL,
   SUPABASE_SERVICE_KEY: contractEnv.SUPABASE_SERVICE_KEY,
+  ...uptimeEnv,
   RECONCILE_MIN_MACHINE_AGE: z
     .string()
     .refine((v) => durationMs(v) !== undefined, 'must be a duration like "10 minutes"')
@@ -66,6 +68,7 @@ export async function openOps(
     fly,
     flyApi: { url: config.FLY_API_URL, token: config.FLY_API_TOKEN },
     minMachineAgeSeconds: durationSeconds(config.RECONCILE_MIN_MACHINE_AGE),
+    uptime: uptimePolicyFrom(config),
     async close() {
       await store.close();
       await connection.close();

@@ -1,5 +1,6 @@
 import type { Client } from '@temporalio/client';
 import type { FlyClient } from '../fly/client';
+import type { UptimePolicy } from '../common/uptime-slo';
 import type { ServiceStore } from '../store/types';
 
 /** What every command talks to: handed in by `cli.ts` from the environment, or by a test from its stack. */
@@ -11,6 +12,8 @@ export interface OpsDeps {
   fly: FlyClient;
   /** The Machines API's URL and token: `logs` reaches fly-local's admin API with them. */
   flyApi: { url: string; token: string };
+  /** `uptime`'s SLO and fee (UPTIME_SLO_PERCENT, UPTIME_MONTHLY_FEE_USD); unset, the defaults. */
+  uptime?: UptimePolicy;
   /** `reconcile`'s default `--min-age` (RECONCILE_MIN_MACHINE_AGE), in seconds. */
   minMachineAgeSeconds: number;
   /** Standard output and standard error. */

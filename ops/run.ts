@@ -1,6 +1,7 @@
 import { forceStop, reconcile, stop } from './actions';
 import { parseCommand, USAGE, type Command, type Parsed } from './args';
 import { logs } from './logs';
+import { timeline, uptime } from './history';
 import { machines, show } from './commands';
 import { describeError, type OpsDeps } from './context';
 
@@ -22,6 +23,10 @@ async function dispatch(c: Command, deps: OpsDeps): Promise<void> {
       return reconcile(c, deps);
     case 'logs':
       return logs(c, deps);
+    case 'timeline':
+      return timeline(c, deps);
+    case 'uptime':
+      return uptime(c, deps);
   }
 }
 

@@ -1,7 +1,11 @@
+import { readdirSync } from 'node:fs';
 import pg from 'pg';
 import { createTestDatabase } from '../test/pg';
 import { startPgliteProcess } from '../test/pglite';
-import { migrate } from './migrate';
+import { migrate, migrationsDir } from './migrate';
+
+/** Every migration the repository has: a new one must apply here too. */
+const migrationCount = readdirSync(migrationsDir).filter((f) => f.endsWith('.sql')).length;
 
 const tables = [
   'api_rate_counters',
@@ -10,7 +14,9 @@ const tables = [
   'cloud_machines',
   'machine_events',
   'profiles',
+  'runtime_checkpoints',
   'signals',
+  'stripe_customers',
   'traders',
   'webhook_events',
 ];
@@ -72,7 +78,7 @@ describe('npm run db:migrate', () => {
       const results = await Promise.all(clients.map((c) => migrate(c)));
       await Promise.all(clients.map((c) => c.end()));
       // One applies them all, the other finds nothing left to do.
-      expect(results.map((r) => r.applied.length).sort()).toEqual([0, 5]);
+      expect(results.map((r) => r.applied.length).sort()).toEqual([0, migrationCount]);
     } finally {
       await db.drop();
     }

@@ -1,5 +1,6 @@
 import type { BillingFacts } from '../common/entitlement';
 import type { MachineState } from '../common/machine-states';
+import { transitionCode } from '../common/reason-codes';
 import type { BillingEventInput, MachineEvent, MachineRow, MachineTransition, Trader, TradeSignalRow } from './types';
 
 /*
@@ -74,6 +75,9 @@ export const transitionArgs = (t: MachineTransition) => ({
   p_last_healthy_at: t.lastHealthyAt?.toISOString() ?? null,
   p_details: t.details ?? {},
   p_transition_id: t.transitionId ?? null,
+  // Every transition carries a reason code: the writer's, else the one its words stand for.
+  p_reason_code: t.code ?? transitionCode(t.status, t.reason),
+  p_occurred_at: t.occurredAt?.toISOString() ?? null,
 });
 
 /** Arguments of `apply_billing_event`, shared with the Supabase adapter's rpc call. */

@@ -6,6 +6,7 @@ import {
   TierSearchAttribute,
   UserIdSearchAttribute,
 } from '../common/search-attributes';
+import { transitionCode } from '../common/reason-codes';
 import type { CarriedState, MachineStatus } from './contract';
 
 /** The `status` query's answer, from the run's state. */
@@ -49,8 +50,10 @@ export function createPublisher(userId: string) {
       published = current;
     }
     const grace = s.entitlement?.graceEndsAt ? ` · payment overdue, grace until ${s.entitlement.graceEndsAt}` : '';
+    // The reason code first (common/reason-codes.ts: the timeline's word), then the particulars when there are more.
+    const code = transitionCode(s.state, s.reason);
     setCurrentDetails(
-      `${s.state}${s.reason ? ` (${s.reason})` : ''} · machine ${s.machineId ?? 'none'} in ${region}` +
+      `${s.state} · ${code}${s.reason && s.reason !== code ? ` (${s.reason})` : ''} · machine ${s.machineId ?? 'none'} in ${region}` +
         `${s.lastHealthyAt ? ` · healthy at ${s.lastHealthyAt}` : ''}${grace}`,
     );
   };

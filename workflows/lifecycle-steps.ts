@@ -1,14 +1,16 @@
-import { ApplicationFailure, isCancellation, log, uuid4 } from '@temporalio/workflow';
+import { ApplicationFailure, isCancellation, log, patched, uuid4 } from '@temporalio/workflow';
 import type { HealthReport } from '../activities/health-activities';
-import { activityRunner } from './lifecycle-activities';
+import { activityRunner, PATCHES } from './lifecycle-activities';
 import {
   billingVerdict,
+  outageSince,
   provisionVerdict,
   repairFor,
   rollImageDecision,
   type Inbox,
   type StopDecision,
 } from './lifecycle-rules';
+import { transitionCode } from '../common/reason-codes';
 import { healCause, lifecycleMetrics } from './lifecycle-metrics';
 import { createPublisher } from './lifecycle-status';
 import type { CarriedState, CpuPriority, LifecycleSettings, MachineState, RollImageResult } from './contract';
@@ -48,13 +50,17 @@ export function lifecycleSteps(ctx: RunContext) {
     extra: { errorMessage?: string; details?: Record<string, unknown> } = {},
   ) {
     const s = ctx.s;
+    const at = now();
     if (state !== s.state || s.recent.length === 0) lifecycleMetrics.entered(state);
-    if (state !== s.state) s.since = now();
-    Object.assign(s, { state, reason, recent: [...s.recent, { at: now(), state, reason }].slice(-MAX_TIMELINE) });
+    if (state !== s.state) s.since = at;
+    Object.assign(s, { state, reason, recent: [...s.recent, { at, state, reason }].slice(-MAX_TIMELINE) });
     publish(s, ctx.region);
+    // The code (common/reason-codes.ts) and the workflow's instant go with every record: the timeline and
+    // the uptime ledger are built from them (a retried write keeps the instant it happened at).
     await run('store', 'recordTransition', `record ${state}${reason ? `: ${reason}` : ''}`, {
       ...{ userId, status: state, reason, workflowId, machineId: s.machineId, region: ctx.region, cpuPriority },
       ...{ errorMessage: extra.errorMessage, lastHealthyAt: s.lastHealthyAt, transitionId: uuid4() },
+      ...{ code: transitionCode(state, reason), occurredAt: at },
       ...(extra.details ? { details: extra.details } : {}),
     });
   }
@@ -137,8 +143,10 @@ export function lifecycleSteps(ctx: RunContext) {
       return billing.stop;
     }
     const machineId = ctx.s.machineId!;
+    // Local since the patch: billing read, these two and the record are then one workflow task (one action, not three).
+    const probe = patched(PATCHES.renewalLocal) ? 'localProbe' : 'probe';
     const [, health] = await Promise.all([
-      run('probe', 'renewMachineCredentials', 'renew machine credentials', {
+      run(probe, 'renewMachineCredentials', 'renew machine credentials', {
         userId,
         machineId,
         credentialTtlSeconds,
@@ -146,16 +154,29 @@ export function lifecycleSteps(ctx: RunContext) {
         // An unreachable runtime is the health check's business: it restarts the machine with fresh credentials.
         log.warn('credential renewal failed', { error: String(err) });
       }),
-      run('probe', 'checkRuntimeHealth', 'health check', { machineId }),
+      run(probe, 'checkRuntimeHealth', 'health check', { machineId }),
     ]);
+    // The previous renewal found the machine healthy: an outage found now is counted from there (uptime ledger).
+    const lastHealthyCheck = ctx.s.lastRenewedAt ?? ctx.s.since;
     ctx.s.lastRenewedAt = now();
-    const stop = await heal(health);
+    const stop = await heal(health, lastHealthyCheck);
     lifecycleMetrics.renewed(stop ? 'stopped' : 'ok');
     return stop;
   }
 
+  /** The health sweep saw the machine sick: the workflow's own check decides (a flap restarts nothing), then self-heal. */
+  async function checkHealth(sick: NonNullable<Inbox['sick']>): Promise<StopDecision | undefined> {
+    const health = await run('localProbe', 'checkRuntimeHealth', `health check (sweep: ${sick.reason})`, {
+      machineId: ctx.s.machineId!,
+    });
+    if (!health.ok) return heal(health, outageSince(ctx.s.lastRenewedAt ?? ctx.s.since, sick.healthySince));
+    ctx.s.lastHealthyAt = health.checkedAt;
+    log.info('health sweep report not confirmed: healthy', { reported: sick.reason });
+    return undefined;
+  }
+
   /** Restart a sick machine (replace a gone one) until healthy or out of attempts. */
-  async function heal(health: HealthReport): Promise<StopDecision | undefined> {
+  async function heal(health: HealthReport, lastHealthyCheck?: string): Promise<StopDecision | undefined> {
     for (let attempt = 1, failed = false; ; attempt++) {
       const repair = repairFor(health, attempt, settings.maxRestarts);
       if (repair.kind === 'give up') return repair.decision;
@@ -165,7 +186,9 @@ export function lifecycleSteps(ctx: RunContext) {
         return undefined;
       }
       lifecycleMetrics.healing(healCause(health.reason, failed), repair.kind);
-      await transition('starting', `restart ${attempt}/${settings.maxRestarts}: ${health.reason ?? 'unhealthy'}`);
+      await transition('starting', `restart ${attempt}/${settings.maxRestarts}: ${health.reason ?? 'unhealthy'}`, {
+        ...(attempt === 1 && lastHealthyCheck ? { details: { health: { since: lastHealthyCheck } } } : {}),
+      });
       failed = false;
       try {
         if (repair.kind === 'replace') ctx.s.machineId = (await ensureMachine('replace the vanished Fly machine')).id;
@@ -258,7 +281,7 @@ export function lifecycleSteps(ctx: RunContext) {
 
   return {
     publish: () => publish(ctx.s, ctx.region),
-    ...{ syncBilling, readBilling, provision, renew, rollImage, teardown },
+    ...{ syncBilling, readBilling, provision, renew, checkHealth, rollImage, teardown },
   };
 }
 

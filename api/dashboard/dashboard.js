@@ -13,6 +13,7 @@ import { createSignalsCard, fromLive } from './signals';
 import { createSignIn } from './sign-in';
 import { createTraderEditor } from './trader-editor';
 import { createTradersCard } from './traders';
+import { createTimelineCard } from './timeline';
 
 (() => {
   'use strict';
@@ -62,6 +63,7 @@ import { createTradersCard } from './traders';
     onEdit: (t) => editor.edit(t),
     onPreview: (definition, boxId) => editor.preview(definition, boxId),
   });
+  const history = createTimelineCard({ client, hasToken: () => !!signedIn });
 
   // --- helpers -------------------------------------------------------------------------------------
   const fmtTime = (iso) => (iso ? new Date(iso).toLocaleTimeString() : '—');
@@ -232,6 +234,7 @@ import { createTradersCard } from './traders';
     void poll();
     void traders.load();
     void signals.reload(!!signedIn);
+    void history.load();
   }
   $('start').addEventListener('click', () => {
     const body = {};
