@@ -13,6 +13,7 @@ import {
 } from 'lightweight-charts';
 import { intervalMs } from '../../machine-runtime/candles';
 import { StreamState, operandKey } from '../../machine-runtime/indicators';
+import { $ } from './dom';
 
 /** Every operand a filter reads (numbers aside); the filter was validated by the API when it was saved. */
 function operandsOf(group) {
@@ -32,7 +33,6 @@ const DEFAULT_STREAM = 'BTCUSDT|1m';
 const COLORS = ['#f59e0b', '#a855f7', '#06b6d4', '#ec4899', '#84cc16', '#f97316', '#14b8a6', '#eab308'];
 /** Indicators drawn over the candles (same scale as the price); the others get a pane each. */
 const OVERLAY = new Set(['ema', 'sma', 'bollinger']);
-const $ = (id) => document.getElementById(id);
 const sec = (ms) => Math.floor(ms / 1000);
 const streamKey = (symbol, interval) => `${symbol.toUpperCase()}|${interval}`;
 

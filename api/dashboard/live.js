@@ -1,8 +1,7 @@
-/* global document */
 // The "Live" card: the machine's stream, followed by the client library's stream client (token as the
 // `bearer` subprotocol, reconnect with backoff), shown as tiles, health and the last frame. Its
 // `hello`, closed candles and signals go on to the chart and the signals list (the handlers).
-const $ = (id) => document.getElementById(id);
+import { $ } from './dom';
 const fmtNum = (n) => (typeof n === 'number' ? n.toLocaleString() : '—');
 
 export function createLiveCard(stream, handlers) {

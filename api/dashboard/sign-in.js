@@ -5,6 +5,7 @@
 // the API when API_DEV_SIGN_IN is on) and, under Advanced, a pasted token. A dev or pasted token is not
 // renewed: when it runs out the page goes back to the sign-in view and says why.
 import { authErrorText, connectSupabase } from './sign-in-supabase';
+import { $ } from './dom';
 
 const STORE_KEY = 'cloud-machine.sign-in';
 /** Where the page kept a pasted token before there was a sign-in: still honoured once. */
@@ -18,7 +19,6 @@ const EXPIRED = {
   token: 'The pasted token expired: paste a new one or sign in again.',
 };
 
-const $ = (id) => document.getElementById(id);
 const clock = (ms) => new Date(ms).toLocaleTimeString();
 
 function claimsOf(token) {

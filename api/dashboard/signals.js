@@ -1,16 +1,9 @@
-/* global document */
 // "Signals": mine, newest first — the stored ones (GET /v1/signals, paged with "Older") and the live
 // ones from the stream, each once. Each shows the values that fired it and the AI note when there is
 // one; it is a button: pressing it shows its candle on the chart.
+import { $, el } from './dom';
 
 const PAGE = 30;
-const $ = (id) => document.getElementById(id);
-const el = (tag, cls, text) => {
-  const e = document.createElement(tag);
-  if (cls) e.className = cls;
-  if (text !== undefined) e.textContent = text;
-  return e;
-};
 /** One firing is one (trader, symbol, interval, candle): the store's own dedupe key. */
 const keyOf = (s) => `${s.traderId}|${s.symbol}|${s.interval}|${Date.parse(s.candleOpenAt)}`;
 const fmtNum = (n) =>

@@ -1,19 +1,12 @@
-/* global document, window */
+/* global window */
 // The "History" card: my timeline (GET /v1/machines/me/timeline: transitions, billing events, self-heals,
 // rollouts, operator actions, each with its reason code and a sentence), newest first with an "Older"
 // button, and this month's uptime line (GET /v1/machines/me/uptime). Through the client library only.
+import { $, el, detailOf } from './dom';
 
 const REFRESH_MS = 30000;
 const PAGE = 20;
 
-const $ = (id) => document.getElementById(id);
-const el = (tag, cls, text) => {
-  const e = document.createElement(tag);
-  if (cls) e.className = cls;
-  if (text !== undefined) e.textContent = text;
-  return e;
-};
-const detailOf = (err) => err.detail || err.message;
 const fmt = (iso) => new Date(iso).toLocaleString();
 const minutes = (m) => (m >= 120 ? `${Math.round(m / 6) / 10} h` : `${m} min`);
 

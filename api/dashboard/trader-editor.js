@@ -1,18 +1,11 @@
-/* global document, window */
+/* global window */
 // The trader editor: the full trader language as JSON, checked while typing — JSON syntax here, at
 // once; the rest by the API (POST /v1/traders/validate: the runtime's own schema and bounds, the same
 // messages a save would answer, at the same field paths; zod itself stays out of the page's bundle) —
 // a preview over the last 500 candles by the runtime's engine (POST /v1/traders/preview), and Save
 // (create, or change the trader being edited).
+import { $, el, detailOf } from './dom';
 
-const $ = (id) => document.getElementById(id);
-const el = (tag, cls, text) => {
-  const e = document.createElement(tag);
-  if (cls) e.className = cls;
-  if (text !== undefined) e.textContent = text;
-  return e;
-};
-const detailOf = (err) => err.detail || err.message;
 const PREVIEW_CANDLES = 500;
 const SHOWN_FIRINGS = 12;
 

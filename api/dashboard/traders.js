@@ -4,15 +4,7 @@
 // with a preview, whose validation errors (the API's 400 `errors`, each naming a field path) show next
 // to the field they point at. The full language is the JSON editor's (trader-editor.js).
 import { confirmDialog } from './confirm';
-
-const $ = (id) => document.getElementById(id);
-const el = (tag, cls, text) => {
-  const e = document.createElement(tag);
-  if (cls) e.className = cls;
-  if (text !== undefined) e.textContent = text;
-  return e;
-};
-const detailOf = (err) => err.detail || err.message;
+import { $, el, detailOf } from './dom';
 
 /** Which form field an API error path points at (`definition.symbols.0` → the symbols input). */
 const FIELDS = [
