@@ -12,32 +12,27 @@ export interface HealthReport {
   checkedAt: string;
 }
 
-/**
- * The machine's health as the workflow sees it: Fly's state, then the runtime's own `/health` (its
- * reasons need a short-lived control token signed with the user's machine key).
- */
-export const createHealthActivities = (deps: {
+export interface HealthProbeDeps {
   fly: FlyClient;
   jwtSecret: string;
   runtimePort: number;
   fetch?: typeof fetch;
-}) => {
+}
+
+/**
+ * One health check of a machine, as the workflow and the health sweep both see it: Fly's state, then the runtime's
+ * own `/health` (its reasons need a short-lived control token signed with the user's machine key). `ofMachine`
+ * takes a machine already listed (the sweep lists the fleet once), `byId` reads it from Fly first.
+ */
+export function createHealthProbe(deps: HealthProbeDeps) {
   const { fly } = deps;
   const port = deps.runtimePort;
   const http = deps.fetch ?? fetch;
+  const checkedAt = () => new Date().toISOString();
 
-  async function probe(machineId: string): Promise<HealthReport> {
-    const checkedAt = () => new Date().toISOString();
-    let machine: Machine;
-    try {
-      machine = await flyCall(() => fly.getMachine(machineId));
-    } catch (err) {
-      if (err instanceof ApplicationFailure && err.type === 'FlyNotFound')
-        return { ok: false, reason: 'machine_gone', checkedAt: checkedAt() };
-      throw err;
-    }
+  async function ofMachine(machine: Machine | undefined): Promise<HealthReport> {
     // Fly (and fly-local) still answer GET for a destroyed machine: that is gone too, not a restartable one.
-    if (isGone(machine)) return { ok: false, reason: 'machine_gone', checkedAt: checkedAt() };
+    if (!machine || isGone(machine)) return { ok: false, reason: 'machine_gone', checkedAt: checkedAt() };
     if (machine.state !== 'started')
       return { ok: false, reason: `fly state ${machine.state ?? 'unknown'}`, checkedAt: checkedAt() };
     try {
@@ -63,6 +58,23 @@ export const createHealthActivities = (deps: {
       return { ok: false, reason: `no answer: ${(err as Error).message}`, checkedAt: checkedAt() };
     }
   }
+
+  async function byId(machineId: string): Promise<HealthReport> {
+    try {
+      return await ofMachine(await flyCall(() => fly.getMachine(machineId)));
+    } catch (err) {
+      if (err instanceof ApplicationFailure && err.type === 'FlyNotFound')
+        return { ok: false, reason: 'machine_gone', checkedAt: checkedAt() };
+      throw err;
+    }
+  }
+
+  return { ofMachine, byId };
+}
+
+/** The machine's health as the workflow sees it (createHealthProbe): one check, or a wait until healthy. */
+export const createHealthActivities = (deps: HealthProbeDeps) => {
+  const probe = createHealthProbe(deps).byId;
 
   return {
     /** Polls the runtime's /health until it answers ok (feed connected, traders loaded, evaluating). */

@@ -20,7 +20,7 @@ export interface MachineActivityDeps {
   runtimeEnv: Record<string, string>;
   /**
    * Upper bound on a minted user token's lifetime (CREDENTIAL_TTL_SECONDS); each call asks for about
-   * two renewal intervals (common/machine-token.ts), this only ever shortens it.
+   * three renewal intervals (common/machine-token.ts), this only ever shortens it.
    */
   credentialTtlSeconds?: number;
   /** The port the runtime listens on inside the machine. */
@@ -52,7 +52,7 @@ const summarize = (m: Machine): MachineSummary => ({
 export const createMachineActivities = (deps: MachineActivityDeps) => {
   const { fly } = deps;
   const port = deps.runtimePort ?? RUNTIME_PORT;
-  /** The lifetime a workflow asks for (two renewal intervals), within the worker's bound. */
+  /** The lifetime a workflow asks for (three renewal intervals), within the worker's bound. */
   const ttl = (requested: number | undefined) =>
     Math.min(requested ?? MIN_MACHINE_TOKEN_SECONDS, deps.credentialTtlSeconds ?? MAX_MACHINE_TOKEN_SECONDS);
   const http = deps.fetch ?? fetch;
@@ -128,7 +128,7 @@ export const createMachineActivities = (deps: MachineActivityDeps) => {
       workflowId: string;
       regions: string[];
       cpuPriority: CpuPriority;
-      /** The user token's lifetime the workflow asks for (about two renewal intervals). */
+      /** The user token's lifetime the workflow asks for (about three renewal intervals). */
       credentialTtlSeconds?: number;
       /** The image the workflow's machine runs (carried state); absent, the worker's FLY_MACHINE_IMAGE. */
       image?: string;

@@ -9,13 +9,7 @@ import {
 import { entitlement } from '../common/entitlement';
 import { activeMachineStates, type MachineState } from '../common/machine-states';
 import type { ServiceStore } from '../store/types';
-import {
-  billingChangedSignal,
-  MACHINE_WORKFLOW_TYPE,
-  machineVanishedSignal,
-  machineWorkflowId,
-  statusQuery,
-} from '../workflows/contract';
+import { billingChangedSignal, MACHINE_WORKFLOW_TYPE, machineVanishedSignal } from '../workflows/contract';
 import type {
   ActionResult,
   BillingNudgeAction,
@@ -26,6 +20,7 @@ import type {
   RepairAction,
   SignalAction,
 } from '../workflows/reconcile-plan';
+import { statusFromListing } from '../workflows/reconcile-plan';
 import { mapLimit } from '../common/map-limit';
 import { destroyMachine, toFleetMachines } from '../fly/fleet';
 import { flyCall } from './fly-failures';
@@ -33,6 +28,7 @@ import { type FlyClient } from '../fly/client';
 import { isGone } from '../fly/machines';
 import { isNotFound } from '../fly/errors';
 import { heartbeat } from './heartbeat';
+import { machineWorkflowStatus } from './machine-workflow-status';
 
 /*
  * The Node side of reconcileFleet (docs/technical-description.md §3): three listings (rows, Fly machines, running machine
@@ -67,30 +63,7 @@ export const createReconcileActivities = (deps: ReconcileDeps) => {
     return deps.temporal;
   };
 
-  /** The workflow's status, or null when no worker answers within a few seconds (then nothing is done for that user). */
-  async function queryStatus(workflowId: string): Promise<FleetWorkflow['status']> {
-    const { client } = temporal();
-    try {
-      const s = await client.connection.withDeadline(Date.now() + 5000, () =>
-        client.workflow.getHandle(workflowId).query(statusQuery),
-      );
-      return { state: s.state, machineId: s.machineId, since: s.since };
-    } catch (err) {
-      log.warn('reconcile: status query failed', { workflowId, error: String(err) });
-      return null;
-    }
-  }
-
-  /** Whether a machine workflow runs for the user now, and how its last run ended otherwise. */
-  async function describeWorkflow(userId: string): Promise<string> {
-    const { client } = temporal();
-    try {
-      return (await client.workflow.getHandle(machineWorkflowId(userId)).describe()).status.name;
-    } catch (err) {
-      if (err instanceof WorkflowNotFoundError) return 'NONE';
-      throw err;
-    }
-  }
+  const { queryStatus, describeWorkflow, describedStatus } = machineWorkflowStatus(() => temporal().client);
 
   /** Writes the audit event (and the row) once per transition id; a user the database does not know is only logged. */
   async function record(t: Parameters<ServiceStore['recordMachineTransition']>[0]): Promise<void> {
@@ -126,28 +99,39 @@ export const createReconcileActivities = (deps: ReconcileDeps) => {
       return toFleetMachines(await flyCall(() => fly.listMachines({})));
     },
 
-    /** Running machineLifecycle workflows of this fleet's task queue, each with its status query's answer. */
+    /**
+     * Running machineLifecycle workflows of this fleet's task queue, each with its status: from visibility and its
+     * row (listing and describing are not billed; a query per workflow per run was most of reconcile's cost), by a
+     * query only where the two disagree (a row being repaired, visibility a moment behind).
+     */
     async listMachineWorkflows(): Promise<FleetWorkflow[]> {
       const { client, taskQueue } = temporal();
       const query = `WorkflowType = '${MACHINE_WORKFLOW_TYPE}' AND ExecutionStatus = 'Running' AND TaskQueue = '${taskQueue}'`;
-      const listed: { workflowId: string; userId: string; state: string | null; machineId: string | null }[] = [];
+      const listed: (FleetWorkflow['searchAttributes'] & { workflowId: string; userId: string; startTime: string })[] =
+        [];
       for await (const wf of client.workflow.list({ query })) {
-        const userId = wf.typedSearchAttributes.get(UserIdSearchAttribute) ?? wf.workflowId.replace(/^machine-/, '');
+        const attribute = wf.typedSearchAttributes;
         listed.push({
           workflowId: wf.workflowId,
-          userId,
-          state: wf.typedSearchAttributes.get(MachineStateSearchAttribute) ?? null,
-          machineId: wf.typedSearchAttributes.get(FlyMachineIdSearchAttribute) ?? null,
+          userId: attribute.get(UserIdSearchAttribute) ?? wf.workflowId.replace(/^machine-/, ''),
+          state: attribute.get(MachineStateSearchAttribute) ?? null,
+          machineId: attribute.get(FlyMachineIdSearchAttribute) ?? null,
+          startTime: wf.startTime.toISOString(),
         });
         if (listed.length % 100 === 0) heartbeat({ listed: listed.length });
       }
-      return mapLimit(listed, 8, async (w) => {
-        heartbeat({ querying: w.workflowId });
+      const rowOf = new Map((await store.listMachines()).map((r) => [r.userId, r]));
+      return mapLimit(listed, 8, async ({ startTime, ...w }) => {
+        const row = rowOf.get(w.userId);
+        const iso = { startedAt: row?.startedAt?.toISOString() ?? null, updatedAt: row?.updatedAt.toISOString() ?? '' };
+        const known = statusFromListing({ ...w, startTime }, row && { ...row, ...iso });
+        if (!known) heartbeat({ querying: w.workflowId });
+        const searchAttributes = { state: w.state, machineId: w.machineId };
         return {
           workflowId: w.workflowId,
           userId: w.userId,
-          status: await queryStatus(w.workflowId),
-          searchAttributes: { state: w.state, machineId: w.machineId },
+          status: known ?? (await queryStatus(w.workflowId)),
+          searchAttributes,
         };
       });
     },
@@ -159,12 +143,12 @@ export const createReconcileActivities = (deps: ReconcileDeps) => {
      */
     async reconcileDestroyMachine(a: DestroyAction): Promise<ActionResult> {
       heartbeat({ destroying: a.machineId });
-      const wfStatus = await describeWorkflow(a.userId);
+      const described = await describeWorkflow(a.userId);
       let workflowState: string | undefined;
-      if (a.kind === 'orphan' && wfStatus === 'RUNNING')
+      if (a.kind === 'orphan' && described.status === 'RUNNING')
         return { done: false, outcome: 'skipped: a workflow runs now' };
       if (a.kind === 'duplicate') {
-        const s = wfStatus === 'RUNNING' ? await queryStatus(machineWorkflowId(a.userId)) : null;
+        const s = describedStatus(described);
         if (!s || s.state !== 'running' || !s.machineId || s.machineId === a.machineId)
           return {
             done: false,
@@ -198,7 +182,8 @@ export const createReconcileActivities = (deps: ReconcileDeps) => {
       const row = await store.getMachine(a.userId);
       if (!row || row.updatedAt.toISOString() !== a.seenUpdatedAt)
         return { done: false, outcome: 'skipped: the row changed since' };
-      const wfStatus = await describeWorkflow(a.userId);
+      const described = await describeWorkflow(a.userId);
+      const wfStatus = described.status;
       if (a.kind === 'ended') {
         if (wfStatus === 'RUNNING') return { done: false, outcome: 'skipped: a workflow runs now' };
         // A workflow that completed (or a row caught mid-stop) ended cleanly; anything else ended in error.
@@ -214,7 +199,7 @@ export const createReconcileActivities = (deps: ReconcileDeps) => {
         });
         return { done: true, outcome: 'repaired', to };
       }
-      const s = wfStatus === 'RUNNING' ? await queryStatus(machineWorkflowId(a.userId)) : null;
+      const s = describedStatus(described);
       if (!s || s.state !== 'running') return { done: false, outcome: 'skipped: the workflow is no longer running' };
       await record({
         userId: a.userId,

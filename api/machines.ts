@@ -1,6 +1,11 @@
 import { WorkflowNotFoundError, type Client, type WorkflowExecutionDescription } from '@temporalio/client';
 import { z } from 'zod';
-import { MachineStateSearchAttribute, RegionSearchAttribute, UserIdSearchAttribute } from '../common/search-attributes';
+import {
+  FlyMachineIdSearchAttribute,
+  MachineStateSearchAttribute,
+  RegionSearchAttribute,
+  UserIdSearchAttribute,
+} from '../common/search-attributes';
 import { entitlement, type Entitlement } from '../common/entitlement';
 import type { ServiceStore } from '../store/types';
 import {
@@ -8,14 +13,13 @@ import {
   MACHINE_WORKFLOW_TYPE,
   machineStates,
   machineWorkflowId,
-  statusQuery,
   stopSignal,
   type LifecycleSettings,
   type MachineState,
-  type MachineStatus,
 } from '../workflows/contract';
 import type { machineLifecycle } from '../workflows/machine-lifecycle';
 import { machineLifecycleInputSchema, regionSchema } from '../workflows/schemas';
+import { recordedStatus, type LiveWorkflow } from './machine-status';
 import { HttpProblem } from './problem';
 
 /** `POST /v1/machines`. Strict: a `userId` (or anything else) in the body is refused, the user is the token's. */
@@ -52,7 +56,11 @@ export const machineStatusResponseSchema = z.object({
   paymentGraceEndsAt: z.string().nullable().describe('set while a payment is overdue: when the machine stops'),
   recent: z.array(timelineEntrySchema).describe('the latest transitions, oldest first'),
   workflowId: z.string(),
-  source: z.enum(['workflow', 'table']).describe('"workflow": live; "table": the last recorded state'),
+  source: z
+    .enum(['workflow', 'table'])
+    .describe(
+      '"workflow": a workflow runs (its records, written at every transition); "table": none runs, the last recorded state',
+    ),
 });
 export type MachineStatusResponse = z.infer<typeof machineStatusResponseSchema>;
 
@@ -67,7 +75,6 @@ export interface MachineServiceDeps {
   provisionCooldownMs?: number;
 }
 
-const QUERY_DEADLINE_MS = 5_000;
 const RECENT_EVENTS = 20;
 
 /**
@@ -121,29 +128,19 @@ export function createMachineService(deps: MachineServiceDeps) {
     };
   }
 
-  async function statusFromTable(userId: string): Promise<MachineStatusResponse | null> {
-    const row = await store.getMachine(userId);
-    if (!row) return null;
-    const events = await store.listMachineEvents(userId, { limit: RECENT_EVENTS });
-    const recent = events
-      .slice()
-      .sort((a, b) => a.occurredAt.getTime() - b.occurredAt.getTime() || a.id - b.id)
-      .map((e) => ({ at: e.occurredAt.toISOString(), state: e.toStatus, ...(e.reason ? { reason: e.reason } : {}) }));
-    const last = recent.at(-1);
-    return {
-      state: row.status,
-      userId,
-      machineId: row.machineId,
-      region: row.region,
-      since: (last?.state === row.status ? last.at : undefined) ?? row.updatedAt.toISOString(),
-      lastHealthyAt: row.lastHealthyAt?.toISOString() ?? null,
-      lastRenewedAt: null,
-      reason: row.errorMessage ?? last?.reason ?? null,
-      ...(await billingOf(userId)),
-      recent,
-      workflowId: row.workflowId ?? machineWorkflowId(userId),
-      source: 'table',
-    };
+  /**
+   * The status from what no Temporal action is billed for (api/machine-status.ts): the row and its events, and
+   * the workflow's description while one runs. No query: an open page reads it every few seconds.
+   */
+  async function statusFromRecords(userId: string, live?: LiveWorkflow): Promise<MachineStatusResponse | null> {
+    const [row, events] = await Promise.all([
+      store.getMachine(userId),
+      store.listMachineEvents(userId, { limit: RECENT_EVENTS }),
+    ]);
+    const s = recordedStatus({ row, events, live });
+    if (!s) return null;
+    const workflowId = row?.workflowId ?? machineWorkflowId(userId);
+    return { ...s, userId, ...(await billingOf(userId)), workflowId };
   }
 
   return {
@@ -186,39 +183,12 @@ export function createMachineService(deps: MachineServiceDeps) {
       return { workflowId, runId: description.runId, state };
     },
 
-    /** Live status from the workflow; the recorded row (and its audit events) when none runs. */
+    /** The status from the records, checked against the workflow's description while one runs. */
     async status(userId: string): Promise<MachineStatusResponse | null> {
       const d = await describe(userId);
-      if (d?.status.name === 'RUNNING') {
-        const handle = temporal.workflow.getHandle(machineWorkflowId(userId));
-        try {
-          const s: MachineStatus = await temporal.withDeadline(Date.now() + QUERY_DEADLINE_MS, () =>
-            handle.query(statusQuery),
-          );
-          return { ...s, ...(await billingOf(userId)), workflowId: machineWorkflowId(userId), source: 'workflow' };
-        } catch (err) {
-          // No worker answering (deploy, outage): the table is a little stale but better than an error.
-          if (err instanceof WorkflowNotFoundError) return statusFromTable(userId);
-          const fallback = await statusFromTable(userId);
-          if (fallback) return fallback;
-          // Started but not yet picked up by a worker (none running yet, or busy): what the server knows.
-          return {
-            state: stateOf(d) ?? 'provisioning',
-            userId,
-            machineId: null,
-            region: (d.typedSearchAttributes.get(RegionSearchAttribute) as string | undefined) ?? 'ams',
-            since: d.startTime.toISOString(),
-            lastHealthyAt: null,
-            lastRenewedAt: null,
-            reason: 'waiting for a worker',
-            ...(await billingOf(userId)),
-            recent: [],
-            workflowId: machineWorkflowId(userId),
-            source: 'workflow',
-          };
-        }
-      }
-      return statusFromTable(userId);
+      if (d?.status.name !== 'RUNNING') return statusFromRecords(userId);
+      const region = d.typedSearchAttributes.get(RegionSearchAttribute) ?? undefined;
+      return statusFromRecords(userId, { state: stateOf(d), region, startTime: d.startTime });
     },
 
     /** Signals stop to the running workflow: 404 when the user never had one, 409 when it has finished. */
@@ -254,14 +224,12 @@ export function createMachineService(deps: MachineServiceDeps) {
       return true;
     },
 
-    /** The Fly machine id of the user's workflow, only when it reports `running`. */
+    /** The Fly machine id of the user's workflow, only while it says `running` (its search attributes: no query). */
     async runningMachineId(userId: string): Promise<string | null> {
       const d = await describe(userId);
-      if (d?.status.name !== 'RUNNING') return null;
-      const s = await temporal.withDeadline(Date.now() + QUERY_DEADLINE_MS, () =>
-        temporal.workflow.getHandle(machineWorkflowId(userId)).query(statusQuery),
-      );
-      return s.state === 'running' && s.userId === userId ? s.machineId : null;
+      if (d?.status.name !== 'RUNNING' || stateOf(d) !== 'running') return null;
+      if (d.typedSearchAttributes.get(UserIdSearchAttribute) !== userId) return null;
+      return d.typedSearchAttributes.get(FlyMachineIdSearchAttribute) ?? null;
     },
   };
 }

@@ -148,6 +148,7 @@ describe('several API and worker replicas on one stack', () => {
       BINANCE_WS_URL: 'ws://127.0.0.1:9',
       BINANCE_REST_URL: 'http://127.0.0.1:9',
       RECONCILE_ENABLED: 'false',
+      HEALTH_SWEEP_ENABLED: 'false', // no fleet-wide Schedule from a test's worker
       // Two workers on one host: no fixed ports (metrics, health).
       WORKER_METRICS_ADDRESS: 'off',
       WORKER_HEALTH_PORT: '0',

@@ -75,7 +75,8 @@ describe('API: billing webhooks (real Temporal, Postgres, fly-local machines)', 
       detail: expect.stringMatching(/was received at .* \(applied: payment overdue/),
       delivered: true,
     });
-    const after = await query(token);
+    // The status is the workflow's records: its notice lands a moment after the nudge (no query waits for it).
+    const after = await api.waitForStatus(token, (s) => s.recent.some((t) => t.reason?.startsWith('payment_failed')));
     expect(after.paymentGraceEndsAt).toBe(expectedEnd);
     expect(after.state).toBe('running');
     expect(after.recent.filter((t) => t.reason?.startsWith('payment_failed'))).toHaveLength(1);

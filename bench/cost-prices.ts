@@ -89,34 +89,43 @@ export const flyName = (g: MachineGuest) =>
 
 /**
  * What no history shows, from the product's behaviour, per user per month. Each row: what, how many, and why.
- * `reconcileInterval` is the worker's RECONCILE_INTERVAL in seconds.
+ * `reconcileIntervalS` is the worker's RECONCILE_INTERVAL, `sweepIntervalS` its HEALTH_SWEEP_INTERVAL, in seconds.
  */
-export function productAssumptions(o: { days: number; reconcileIntervalS: number; fleetUsers: number }) {
+export function productAssumptions(o: {
+  days: number;
+  reconcileIntervalS: number;
+  sweepIntervalS: number;
+  fleetUsers: number;
+}) {
   const pageHours = envNumber('BENCH_COST_PAGE_HOURS', 30);
   const pageSessions = envNumber('BENCH_COST_PAGE_SESSIONS', 60);
   const deploys = envNumber('BENCH_COST_DEPLOYS_PER_MONTH', 2);
   const reconcileRuns = (o.days * DAY_S) / o.reconcileIntervalS;
+  const sweepRuns = (o.days * DAY_S) / o.sweepIntervalS;
   // reconcileFleet per run (workflows/reconcile-fleet.ts): 3 listing activities, ~1 recorded heartbeat (the
-  // listing heartbeats per 100 listed and per query, throttled to one per 5 s), plus 3 for the Schedule execution.
+  // listing heartbeats per 100 listed, throttled to one per 5 s), plus 3 for the Schedule execution.
   const reconcilePerRun = 3 + 3 + 1;
+  // healthSweep per run (workflows/health-sweep.ts): 3 for the Schedule execution + 1 activity (no heartbeats).
+  // Its signals (only to sick machines) are in the simulated month's history: it has one.
+  const sweepPerRun = 3 + 1;
   return [
     {
       type: 'query',
       source: 'assumption',
-      rule: `status query while a page is open: api/machine-events.ts polls every 5 s (1 s while changing) → 720 per open hour × ${pageHours} h`,
-      count: 720 * pageHours,
+      rule: `status while a page is open: api/machine-events.ts reads it every 5 s (1 s while changing) → 720 reads per open hour × ${pageHours} h (${720 * pageHours}), each a describe + the row and its events (api/machine-status.ts): no query, and neither DescribeWorkflowExecution nor the database is an action`,
+      count: 0,
     },
     {
       type: 'query',
       source: 'assumption',
-      rule: `page sessions × 2 queries (GET /v1/machines/me, the stream gateway's runningMachineId) × ${pageSessions}`,
-      count: 2 * pageSessions,
+      rule: `page sessions × ${pageSessions}: GET /v1/machines/me (as above) and the stream gateway's runningMachineId (describe: the MachineState and FlyMachineId search attributes): no query`,
+      count: 0,
     },
     {
       type: 'query',
       source: 'assumption',
-      rule: `reconcileFleet queries every running machine workflow's status (activities/reconcile-activities.ts listMachineWorkflows), one per run: ${reconcileRuns} runs (every ${o.reconcileIntervalS} s)`,
-      count: reconcileRuns,
+      rule: `reconcileFleet (${reconcileRuns} runs, every ${o.reconcileIntervalS} s) reads each workflow's state from visibility and its row (activities/reconcile-activities.ts listMachineWorkflows), re-checks by describe: a query only for a workflow its row disagrees with (a repair), none in steady state`,
+      count: 0,
     },
     {
       type: 'update + rollout',
@@ -129,6 +138,12 @@ export function productAssumptions(o: { days: number; reconcileIntervalS: number
       source: 'assumption',
       rule: `reconcile schedule, per fleet: ${reconcileRuns} runs × ${reconcilePerRun} (3 schedule + 3 activities + ~1 heartbeat), amortised over ${o.fleetUsers} users (BENCH_COST_FLEET_USERS)`,
       count: (reconcileRuns * reconcilePerRun) / o.fleetUsers,
+    },
+    {
+      type: 'schedule (fleet)',
+      source: 'assumption',
+      rule: `health sweep schedule, per fleet: ${sweepRuns} runs (every ${o.sweepIntervalS} s) × ${sweepPerRun} (3 schedule + 1 activity checking every machine), amortised over ${o.fleetUsers} users`,
+      count: (sweepRuns * sweepPerRun) / o.fleetUsers,
     },
   ];
 }

@@ -12,8 +12,8 @@ import { createTimeSkippingEnv, quietBundlerLogger, uniqueId } from '../test/tem
 import { createMachineWorker, workflowsPath } from '../worker/create-worker';
 import { machineLifecycle } from '../workflows/machine-lifecycle';
 import {
-  durationMs,
   lifecycleSettings,
+  machineSickSignal,
   machineWorkflowId,
   paymentFailedSignal,
   paymentRecoveredSignal,
@@ -117,7 +117,7 @@ async function advanceTo(env: TestWorkflowEnvironment, target: number, log: stri
  * One user's machine workflow over `days` of workflow time on the time-skipping server, with the real activities
  * of the test harness (Postgres, fly-local running test/fixtures/fake-runtime.mjs): started as the API starts it,
  * a payment failed and recovered a day later, a tier re-check nudge, and one self-heal (the runtime reports
- * unhealthy once). Returns every run's history, the heartbeats the activities sent, and what was done.
+ * unhealthy once; the health sweep's machineSick signal, sent here as the sweep would, starts it). Returns every run's history, the heartbeats the activities sent, and what was done.
  */
 export async function simulateMonth(opts: {
   label: string;
@@ -132,7 +132,6 @@ export async function simulateMonth(opts: {
   // heartbeats do not change: the worker caps the throttle at 5 s either way (80 % of 15 s default = 12 s).
   const input = { ...opts.settings, activityHeartbeatSeconds: 3600 };
   const settings = lifecycleSettings(input);
-  const renewalMs = durationMs(settings.renewalInterval)!;
   const env = await createTimeSkippingEnv();
   const failDir = mkdtempSync(join(tmpdir(), 'ce-cost-health-'));
   const stack = await createMachineStack({ machineEnv: { HEALTH_FAIL_DIR: failDir } });
@@ -186,19 +185,24 @@ export async function simulateMonth(opts: {
       await advanceTo(env, at(0.4), log);
       await handle.signal(tierChangedSignal, { ...(await billing('tier.changed')), tier: 'elite' });
 
-      // The self-heal: the runtime reports unhealthy 30 s after a renewal; the next renewal restarts it.
+      // The self-heal, as production finds it: the runtime reports unhealthy, the health sweep (a fleet-wide Schedule,
+      // priced as an assumption row) signals the workflow, which checks it itself and restarts it.
       await advanceTo(env, at(0.65), log);
-      const next = Date.parse((await handle.query(statusQuery)).lastRenewedAt!) + renewalMs;
-      await advanceTo(env, next + 30_000, log);
-      await untilStatus(handle, 'the renewal', (s) => Date.parse(s.lastRenewedAt!) >= next - 1000, 30_000);
       const sickAt = await env.currentTimeMs();
       writeFileSync(join(failDir, userId), 'no evaluation for 310 s');
-      const healing = env.sleep(2 * renewalMs);
+      const { machineId } = await handle.query(statusQuery);
+      const healthySince = new Date(sickAt - 60_000).toISOString();
+      await handle.signal(machineSickSignal, {
+        machineId: machineId!,
+        reason: 'no evaluation for 310 s',
+        healthySince,
+      });
       await recorded('the restart', sickAt, (r) => /^restart 1\/\d+/.test(r));
       rmSync(join(failDir, userId)); // the restarted runtime is healthy again
       await recorded('the recovery', sickAt, (r) => r === 'recovered');
-      await healing;
-      log.push(`one self-heal at day ${((sickAt - startMs) / DAY).toFixed(2)} (restart 1/${settings.maxRestarts})`);
+      log.push(
+        `one self-heal at day ${((sickAt - startMs) / DAY).toFixed(2)} (machineSick from the sweep, restart 1/${settings.maxRestarts})`,
+      );
 
       await advanceTo(env, at(1), log);
       const endMs = await env.currentTimeMs();

@@ -1,6 +1,7 @@
 import { temporal } from '@temporalio/proto';
 import { guestFor } from '../common/machine-sizes';
 import { durationSeconds } from '../worker/reconcile-schedule';
+import { HEALTH_SWEEP_DEFAULT_INTERVAL } from '../worker/health-sweep-schedule';
 import { cpuPriorities, type CpuPriority, type LifecycleSettings } from '../workflows/contract';
 import { ACTION_RULES, actionTypes, countChainActions, storageGbHours, totalActions } from './cost-actions';
 import {
@@ -12,6 +13,7 @@ import {
   productAssumptions,
   type Prices,
 } from './cost-prices';
+import { measureDetection } from './cost-detection';
 import { simulateMonth, type MonthRun } from './cost-sim';
 import { runBenchmark } from './lib/infra';
 import { report, type Row } from './lib/report';
@@ -20,6 +22,9 @@ const DAY_S = 86_400;
 const MONTH_DAYS = 30;
 /** Shown even at zero (a zero says it was counted); the rest only when present. */
 const ALWAYS_SHOWN = new Set<string>(actionTypes.slice(0, 9));
+/** Issue 20's targets: Temporal actions per user per month, and how soon a sick machine is noticed. */
+const TARGET_ACTIONS_USD = 0.15;
+const TARGET_DETECTION_S = 300;
 
 export interface CostOptions {
   days: number;
@@ -28,6 +33,8 @@ export interface CostOptions {
   region: string;
   fleetUsers: number;
   reconcileIntervalS: number;
+  /** The health sweep's period (HEALTH_SWEEP_INTERVAL), in seconds. */
+  sweepIntervalS: number;
 }
 
 const usd = (x: number) => (x >= 0.1 ? x.toFixed(2) : x.toFixed(4));
@@ -55,6 +62,7 @@ export function priceMonth(run: MonthRun, o: CostOptions, p: Prices) {
   const assumed = productAssumptions({
     days: MONTH_DAYS,
     reconcileIntervalS: o.reconcileIntervalS,
+    sweepIntervalS: o.sweepIntervalS,
     fleetUsers: o.fleetUsers,
   });
   const perUser = assumed.filter((a) => a.type !== 'schedule (fleet)');
@@ -70,7 +78,10 @@ export function priceMonth(run: MonthRun, o: CostOptions, p: Prices) {
     { line: 'Temporal actions: workflow history (measured)', usd: totalActions(counted.actions) * scale * perAction },
     { line: 'Temporal actions: heartbeats (measured at the worker)', usd: heartbeats.count * perAction },
     { line: 'Temporal actions: queries and rollouts (assumed, not in history)', usd: sum(perUser) * perAction },
-    { line: `Temporal actions: reconcile schedule (fleet / ${o.fleetUsers} users)`, usd: sum(fleet) * perAction },
+    {
+      line: `Temporal actions: reconcile and health sweep schedules (fleet / ${o.fleetUsers} users)`,
+      usd: sum(fleet) * perAction,
+    },
     { line: 'Temporal active storage', usd: storage.activeGbHours * scale * p.activeUsdPerGbHour },
     {
       line: `Temporal retained storage (${p.retentionDays} d retention)`,
@@ -82,7 +93,9 @@ export function priceMonth(run: MonthRun, o: CostOptions, p: Prices) {
   const total = (side: 'temporal' | 'fly') => lines.filter((l) => l.side === side).reduce((a, l) => a + l.usd, 0);
   const temporalUsd = total('temporal');
   const flyUsd = total('fly');
+  const actionsUsd = lines.filter((l) => l.line.startsWith('Temporal actions')).reduce((a, l) => a + l.usd, 0);
   return {
+    actionsUsd,
     actions: [...history.filter((r) => r.count > 0 || ALWAYS_SHOWN.has(r.type)), heartbeats, ...perUser, ...fleet],
     historyUsd: totalActions(counted.actions) * scale * perAction,
     lines,
@@ -141,6 +154,7 @@ export async function runCost(o: CostOptions) {
     return row;
   };
   costRows.push(
+    summary('**Temporal actions**', (x) => usd(x.actionsUsd)),
     summary('**Temporal (orchestration)**', (x) => usd(x.temporalUsd)),
     summary('**Fly (the machine)**', (x) => usd(x.flyUsd)),
     summary('**total $ per user per month**', (x) => usd(x.temporalUsd + x.flyUsd)),
@@ -163,7 +177,9 @@ export async function runCost(o: CostOptions) {
   return { months, priced, actionRows, costRows, factRows, flyRows, prices: p };
 }
 
-runBenchmark(module, { postgres: true, temporal: false }, async (startLoad) => {
+const detectionTrials = envNumber('BENCH_COST_DETECTION_TRIALS', 3);
+// The month runs on its own time-skipping server; detection needs real time, so the dev server (when timed).
+runBenchmark(module, { postgres: true, temporal: detectionTrials > 0 }, async (startLoad) => {
   const candidate: Partial<LifecycleSettings> = {};
   if (process.env.BENCH_COST_RENEWAL_INTERVAL) candidate.renewalInterval = process.env.BENCH_COST_RENEWAL_INTERVAL;
   if (process.env.BENCH_COST_CONTINUE_AS_NEW_EVERY)
@@ -175,6 +191,7 @@ runBenchmark(module, { postgres: true, temporal: false }, async (startLoad) => {
   const cpuPriority = (process.env.BENCH_COST_CPU_PRIORITY ?? 'normal') as CpuPriority;
   if (!cpuPriorities.includes(cpuPriority))
     throw new Error(`BENCH_COST_CPU_PRIORITY must be one of ${cpuPriorities.join(', ')}`);
+  const sweepInterval = process.env.HEALTH_SWEEP_INTERVAL ?? HEALTH_SWEEP_DEFAULT_INTERVAL;
   const o: CostOptions = {
     days: envNumber('BENCH_COST_DAYS', MONTH_DAYS),
     variants,
@@ -182,9 +199,30 @@ runBenchmark(module, { postgres: true, temporal: false }, async (startLoad) => {
     region: process.env.BENCH_COST_REGION ?? 'ams',
     fleetUsers: envNumber('BENCH_COST_FLEET_USERS', 1000),
     reconcileIntervalS: durationSeconds(process.env.RECONCILE_INTERVAL ?? '5 minutes'),
+    sweepIntervalS: durationSeconds(sweepInterval),
   };
   const r = await runCost(o);
   const p = r.prices;
+  const detections = detectionTrials > 0 ? await measureDetection({ trials: detectionTrials, sweepInterval }) : [];
+  const noticedS = detections.map((d) => d.noticedMs / 1000);
+  const detectionRows: Row[] = detections.map((d, i) => ({
+    trial: i + 1,
+    'noticed, s': (d.noticedMs / 1000).toFixed(1),
+    'recovered, s': (d.recoveredMs / 1000).toFixed(1),
+    record: d.reason,
+  }));
+  const worstS = Math.max(...noticedS);
+  const meanS = noticedS.reduce((a, x) => a + x, 0) / (noticedS.length || 1);
+  const met = (ok: boolean) => (ok ? 'met' : '**MISSED**');
+  const targets = [
+    ...r.priced.map(
+      (x, i) =>
+        `target: Temporal actions ≤ $${TARGET_ACTIONS_USD} per user per month (${r.months[i]!.label}): ${met(x.actionsUsd <= TARGET_ACTIONS_USD)} ($${usd(x.actionsUsd)}; with storage $${usd(x.temporalUsd)})`,
+    ),
+    detections.length
+      ? `detection: a running machine turning sick (its runtime answers /health 503) was noticed (its workflow's restart record) after ${noticedS.map((x) => x.toFixed(1)).join(', ')} s (mean ${meanS.toFixed(1)} s, worst ${worstS.toFixed(1)} s) with the health sweep every ${sweepInterval} and renewals hourly; target ≤ ${TARGET_DETECTION_S} s: ${met(worstS <= TARGET_DETECTION_S)}`
+      : 'detection: not measured (BENCH_COST_DETECTION_TRIALS=0)',
+  ];
   report('cost', {
     title: 'cost: $ per user per month, orchestration included',
     startLoad,
@@ -193,8 +231,12 @@ runBenchmark(module, { postgres: true, temporal: false }, async (startLoad) => {
       { caption: 'Temporal Cloud actions per user per month, by type', rows: r.actionRows },
       { caption: 'the simulated month', rows: r.factRows },
       { caption: 'Fly machine sizes (guestFor)', rows: r.flyRows },
+      ...(detectionRows.length
+        ? [{ caption: `detection (dev server, real time; health sweep every ${sweepInterval})`, rows: detectionRows }]
+        : []),
     ],
     notes: [
+      ...targets,
       `Actions: ${SOURCES.temporalActions} (rules per type above); priced at $${p.actionUsdPerMillion} per million (COST_ACTION_USD_PER_MILLION; Essentials list price, the first-5M tier, ${SOURCES.temporalPricing}).`,
       `Storage: active $${p.activeUsdPerGbHour}/GBh, retained $${p.retainedUsdPerGbHour}/GBh (${SOURCES.temporalPricing}); bytes = encoded protobuf history events; active = each event from when it was written until its run closed (or the month ended); retained = each closed run × ${p.retentionDays} days (COST_RETENTION_DAYS).`,
       `Fly: iad $${p.flySharedCpuUsdPer30Days} (shared-cpu-1x 256 MB) / $${p.flyPerformanceCpuUsdPer30Days} (performance-1x 2 GB) per 30 days, extra RAM $${p.flyRamUsdPerGb30Days}/GB, × the region's markup; rootfs of a stopped machine $${p.flyRootfsUsdPerGb30Days}/GB per 30 days × ${p.rootfsGb} GB (${SOURCES.flyPricing}).`,

@@ -60,6 +60,7 @@ export async function runChaos(config: ChaosConfig): Promise<ChaosSummary> {
     WORKFLOW_BUNDLE_PATH: bundlePath,
     // Reconcile runs explicitly at each trial's end, so the orphan counts measure the workflow alone.
     RECONCILE_ENABLED: 'false',
+    HEALTH_SWEEP_ENABLED: 'false', // no health sweep Schedule during a chaos run
   };
   const stack: ChaosStack = {
     dir,

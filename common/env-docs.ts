@@ -33,6 +33,10 @@ export const envDocs: Record<string, string> = {
   PORT: 'the port to listen on',
   MACHINE_API_URL: 'the API’s base URL as machines reach it (its /v1/machine routes)',
   LOG_LEVEL: 'how much to log',
+  HEALTH_SWEEP_ENABLED:
+    '"true" or "false": the worker keeps the fleet-wide health sweep Schedule (off: only hourly renewals check health)',
+  HEALTH_SWEEP_INTERVAL:
+    'how often the health sweep checks every running machine’s /health, a duration such as "1 minute" (a sick machine is noticed within about that)',
   API_RATE_LIMIT_WINDOW: 'the window of the per-user rate limit, a duration such as "1 minute"',
   API_PROVISION_COOLDOWN: 'how often a user may start a new machine, a duration such as "30 seconds"',
   API_METRICS_TOKEN: 'the bearer token Prometheus sends to read /metrics',

@@ -11,7 +11,7 @@ import { isNotFound } from '../fly/errors';
 import { isGone, type Machine } from '../fly/machines';
 import type { ServiceStore } from '../store/types';
 import { statusQuery } from '../workflows/contract';
-import type { FleetMachine, FleetRow, FleetWorkflow } from '../workflows/reconcile-plan';
+import { statusFromListing, type FleetMachine, type FleetRow, type FleetWorkflow } from '../workflows/reconcile-plan';
 import { mapLimit } from '../common/map-limit';
 import { toFleetMachines } from '../fly/fleet';
 import { runningMachineWorkflowsQuery, toFleetRow, type WorkflowListing } from './fleet';
@@ -110,8 +110,13 @@ export async function reconcileSnapshot(deps: {
   const rows = rowList.map((r) => toFleetRow(r, billing.get(r.userId)));
   const machines = toFleetMachines(await deps.fly.listMachines({}));
   const listed = await listRunningWorkflows(deps.temporal, deps.taskQueue);
+  const rowOf = new Map(rowList.map((r) => [r.userId, r]));
   const workflows = await mapLimit(listed, 8, async (w): Promise<FleetWorkflow> => {
-    const { status } = await queryStatus(deps.temporal, w.workflowId);
+    // As listMachineWorkflows: visibility and the row where they agree, a query only where they do not.
+    const row = rowOf.get(w.userId);
+    const iso = { startedAt: row?.startedAt?.toISOString() ?? null, updatedAt: row?.updatedAt.toISOString() ?? '' };
+    const known = statusFromListing({ ...w, startTime: w.startTime ?? '' }, row && { ...row, ...iso });
+    const { status } = known ? { status: known } : await queryStatus(deps.temporal, w.workflowId);
     return {
       workflowId: w.workflowId,
       userId: w.userId,

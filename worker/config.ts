@@ -3,6 +3,7 @@ import { contractEnv, DEV_FLY_TOKEN, flyApiEnv, parseEnv, temporalEnv } from '..
 import { flyIssues, machineStoreIssues, refuse, storeIssues } from '../common/config-checks';
 import { logLevels } from '../common/log';
 import { durationSchema } from '../workflows/schemas';
+import { HEALTH_SWEEP_DEFAULT_INTERVAL } from './health-sweep-schedule';
 
 /** The worker's environment: the contract's variables plus a few worker knobs, validated at start-up. */
 export const workerEnvShape = {
@@ -39,6 +40,16 @@ export const workerEnvShape = {
   RECONCILE_INTERVAL: durationSchema.default('5 minutes'),
   RECONCILE_MIN_MACHINE_AGE: durationSchema.default('10 minutes'),
   /**
+   * healthSweep's Schedule (worker/health-sweep-schedule.ts): on/off and its period. Every period one short run
+   * checks every running machine's /health and signals the sick ones' workflows: a sick machine is noticed within
+   * about one period, while each machine workflow renews only hourly (renewals are billed per user).
+   */
+  HEALTH_SWEEP_ENABLED: z
+    .enum(['true', 'false', '1', '0'])
+    .default('true')
+    .transform((v) => v === 'true' || v === '1'),
+  HEALTH_SWEEP_INTERVAL: durationSchema.default(HEALTH_SWEEP_DEFAULT_INTERVAL),
+  /**
    * imageRollout at worker start (worker/rollout-start.ts): when running machines run another image than
    * FLY_MACHINE_IMAGE, start (or join) the rollout to it; machines updated at once.
    */
@@ -47,7 +58,7 @@ export const workerEnvShape = {
     .default('true')
     .transform((v) => v === 'true' || v === '1'),
   ROLLOUT_BATCH_SIZE: z.coerce.number().int().min(1).max(20).default(3),
-  /** Upper bound on a machine's user token; each one lives about two renewal intervals (common/machine-token.ts). */
+  /** Upper bound on a machine's user token; each one lives about three renewal intervals (common/machine-token.ts). */
   CREDENTIAL_TTL_SECONDS: z.coerce.number().int().min(300).optional(),
   /** The worker's log level (SDK, workflow and activity logs alike); any case, `WARN` = `warn`. */
   LOG_LEVEL: z.preprocess(

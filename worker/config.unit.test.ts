@@ -40,3 +40,21 @@ describe('what a machine is given (worker/config.ts runtimeEnvFor)', () => {
     );
   });
 });
+
+describe('the health sweep Schedule (HEALTH_SWEEP_*)', () => {
+  const store = { DATABASE_URL: 'postgres://owner:pw@127.0.0.1:5432/db', MACHINE_API_URL: 'http://127.0.0.1:3000' };
+  test('on by default, every minute; off and another period when set; a bad period names the variable', () => {
+    expect(loadWorkerConfig({ ...base, ...store })).toMatchObject({
+      HEALTH_SWEEP_ENABLED: true,
+      HEALTH_SWEEP_INTERVAL: '1 minute',
+    });
+    const set = { HEALTH_SWEEP_ENABLED: 'false', HEALTH_SWEEP_INTERVAL: '2 minutes' };
+    expect(loadWorkerConfig({ ...base, ...store, ...set })).toMatchObject({
+      HEALTH_SWEEP_ENABLED: false,
+      HEALTH_SWEEP_INTERVAL: '2 minutes',
+    });
+    expect(() => loadWorkerConfig({ ...base, ...store, HEALTH_SWEEP_INTERVAL: 'often' })).toThrow(
+      /HEALTH_SWEEP_INTERVAL/,
+    );
+  });
+});

@@ -8,6 +8,7 @@ import { checkSearchAttributes, MissingSearchAttributesError } from '../common/s
 import { temporalConnectionOptions, temporalNamespace } from '../common/temporal-connection';
 import { activitiesFromConfig, createMachineWorker } from './create-worker';
 import { startHealthServer } from './health-server';
+import { ensureHealthSweepSchedule } from './health-sweep-schedule';
 import { durationSeconds, ensureReconcileSchedule } from './reconcile-schedule';
 import { startImageRolloutAtStartup } from './rollout-start';
 import { installWorkerTelemetry, startMachinesGauge } from './telemetry';
@@ -80,6 +81,16 @@ async function main() {
     log.info(
       { scheduleId: schedule.scheduleId, every: config.RECONCILE_INTERVAL },
       `reconcile schedule ${schedule.created ? 'created' : 'up to date'}`,
+    );
+  }
+  if (config.HEALTH_SWEEP_ENABLED) {
+    const sweep = await ensureHealthSweepSchedule(client, {
+      taskQueue: config.TEMPORAL_TASK_QUEUE,
+      interval: config.HEALTH_SWEEP_INTERVAL,
+    });
+    log.info(
+      { scheduleId: sweep.scheduleId, every: config.HEALTH_SWEEP_INTERVAL },
+      `health sweep schedule ${sweep.created ? 'created' : 'up to date'}`,
     );
   }
   await startImageRolloutAtStartup(client, config, log); // running machines on another image: roll it out

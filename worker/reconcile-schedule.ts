@@ -28,15 +28,27 @@ export async function ensureReconcileSchedule(
   opts: { taskQueue: string; interval: string; minMachineAgeSeconds: number },
 ): Promise<{ scheduleId: string; created: boolean }> {
   const scheduleId = reconcileScheduleId(opts.taskQueue);
-  const action: ScheduleOptionsAction = {
+  return ensureIntervalSchedule(client, scheduleId, opts.interval, {
     type: 'startWorkflow',
     workflowType: 'reconcileFleet',
     workflowId: scheduleId,
     taskQueue: opts.taskQueue,
     args: [{ minMachineAgeSeconds: opts.minMachineAgeSeconds }],
     workflowExecutionTimeout: '30 minutes',
-  };
-  const spec = { intervals: [{ every: `${durationSeconds(opts.interval)} seconds` }] };
+  });
+}
+
+/**
+ * An every-`interval` Schedule of `action`, overlap SKIP: created, or (already there, from an earlier start or
+ * another worker starting now) updated to this interval and action. Shared by the reconcile and health sweeps.
+ */
+export async function ensureIntervalSchedule(
+  client: Client,
+  scheduleId: string,
+  interval: string,
+  action: ScheduleOptionsAction,
+): Promise<{ scheduleId: string; created: boolean }> {
+  const spec = { intervals: [{ every: `${durationSeconds(interval)} seconds` }] };
   try {
     await client.schedule.create({
       scheduleId,

@@ -97,6 +97,7 @@ describe('the worker process: /healthz, one Prometheus endpoint, JSON logs, OTLP
         MACHINE_API_URL: 'http://127.0.0.1:9', // the stand-in runtime needs no store
         SUPABASE_JWT_SECRET: TEST_JWT_SECRET,
         RECONCILE_ENABLED: 'false',
+        HEALTH_SWEEP_ENABLED: 'false', // no fleet-wide Schedule from a test's worker
         LOG_LEVEL: 'debug', // the SDK's activity and workflow lines are debug
         WORKER_METRICS_ADDRESS: `127.0.0.1:${metricsPort}`,
         WORKER_HEALTH_PORT: String(healthPort),

@@ -70,7 +70,9 @@ export interface PaymentEvent {
  * bundle's modules once per cached workflow, and zod alone costs ~1.1 MB each (measured by bench:fleet).
  */
 export const LIFECYCLE_DEFAULTS: LifecycleSettings = {
-  renewalInterval: '15 minutes',
+  // Hourly: a renewal costs billable Temporal actions (bench:cost); a sick machine is found sooner by the
+  // fleet-wide health sweep (workflows/health-sweep.ts), not by renewing often.
+  renewalInterval: '1 hour',
   paymentGracePeriod: '3 days',
   startDeadlineSeconds: 300,
   healthDeadlineSeconds: 180,
@@ -79,6 +81,12 @@ export const LIFECYCLE_DEFAULTS: LifecycleSettings = {
   continueAsNewEvery: 50,
   fallbackRegions: [],
 };
+
+/**
+ * The default renewal interval before it became hourly. A run that started on it keeps it (its history's timers
+ * were set from it, so replay needs it): see the `renewal-hourly-default` patch in ./machine-lifecycle.ts.
+ */
+export const LEGACY_RENEWAL_INTERVAL = '15 minutes';
 
 /** The settings a run uses: defaults, overridden by what the (already validated) input sets. */
 export function lifecycleSettings(overrides: Partial<LifecycleSettings> = {}): LifecycleSettings {
@@ -155,6 +163,19 @@ export interface MachineVanished {
 }
 /** A signal from reconcileFleet: the workflow renews at once (and replaces a gone machine) instead of at its next timer. */
 export const machineVanishedSignal = defineSignal<[MachineVanished]>('machineVanished');
+export interface MachineSick {
+  /** The Fly machine the sweep checked (a run that owns another one ignores the signal). */
+  machineId: string;
+  /** What the sweep saw, one line: "feed disconnected", "fly state stopped", "no answer: …", "machine_gone". */
+  reason: string;
+  /** When the sweep last found it healthy, as far as it knows (its previous run): where an outage is counted from. */
+  healthySince?: string;
+}
+/**
+ * A signal from healthSweep: the machine failed the sweep's health check twice in a row. The workflow checks it
+ * with its own health activity at once (a flap restarts nothing) and self-heals if it agrees.
+ */
+export const machineSickSignal = defineSignal<[MachineSick]>('machineSick');
 /** A nudge without an event (reconcileFleet found billing says stop): re-read the stored billing state now. */
 export const billingChangedSignal = defineSignal<[{ reason: string }]>('billingChanged');
 export const statusQuery = defineQuery<MachineStatus>('status');

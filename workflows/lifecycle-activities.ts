@@ -15,6 +15,19 @@ export function ms(duration: string): number {
   return value;
 }
 
+/**
+ * Changes to the commands the lifecycle issues, each behind `patched(id)` (worker/README.md): runs whose history
+ * predates one replay on the old branch. Remove one only after `deprecatePatch` outlived every open run.
+ */
+export const PATCHES = {
+  /** The default renewal interval went from 15 minutes to 1 hour (contract.ts LEGACY_RENEWAL_INTERVAL). */
+  hourlyRenewalDefault: 'renewal-hourly-default',
+  /** A renewal's credential push and health check are local activities: the whole renewal is one workflow task. */
+  renewalLocal: 'renewal-local-activities',
+  /** The `machineSick` signal acts (a signal an older worker received and ignored must stay ignored on replay). */
+  machineSick: 'machine-sick-signal',
+} as const;
+
 /** `maximumAttempts` undefined: retry until it succeeds (for what must never be left undone). */
 const retry = (maximumAttempts?: number): ActivityOptions['retry'] => ({
   initialInterval: '1 second', // Fly allows about 1 request/s per action per machine
@@ -42,6 +55,9 @@ export function lifecycleActivityOptions(settings: LifecycleSettings) {
       retry: retry(),
     },
     probe: { startToCloseTimeout: '30 seconds', retry: retry(3) },
+    // The same calls as local activities (a renewal's, a sweep report's check): milliseconds each, so the billing
+    // read, the credential push, the health check and the record all complete in one workflow task = one action.
+    localProbe: { startToCloseTimeout: '30 seconds', retry: retry(3) },
     waitStarted: {
       startToCloseTimeout: `${settings.startDeadlineSeconds + 90} seconds`,
       heartbeatTimeout: `${settings.activityHeartbeatSeconds} seconds`, // it heartbeats every 2 s, also during a /wait
@@ -74,7 +90,7 @@ export function activityRunner(settings: LifecycleSettings) {
     summary: string,
     ...args: Parameters<Activities[K]>
   ): Promise<Awaited<ReturnType<Activities[K]>>> {
-    const activity = (kind === 'store' ? local : remote)[name] as unknown as {
+    const activity = (kind === 'store' || kind === 'localProbe' ? local : remote)[name] as unknown as {
       executeWithOptions(o: ActivityOptions | LocalActivityOptions, a: unknown[]): Promise<unknown>;
     };
     return activity.executeWithOptions({ ...options[kind], summary }, args) as Promise<

@@ -1,6 +1,6 @@
 import { entitlement, instant, type BillingFacts, type Entitlement } from '../common/entitlement';
 import type { SignalledBillingEvent } from '../activities/store-activities';
-import type { MachineState, StopRequest } from './contract';
+import type { MachineSick, MachineState, StopRequest } from './contract';
 
 /**
  * The decisions of `machineLifecycle`, as pure functions: what a message does, when to wake, what to
@@ -26,6 +26,8 @@ export interface Inbox {
   recheck: boolean;
   /** reconcileFleet found the machine gone: renew now instead of at the timer. */
   renewNow: boolean;
+  /** The health sweep found the machine sick: check it now (the latest report; absent in older runs' inboxes). */
+  sick?: Omit<MachineSick, 'machineId'>;
   /** rollImage updates waiting for the loop, oldest first (each answered when carried out). */
   rolls: RollRequest[];
 }
@@ -54,6 +56,20 @@ export function onBillingEvent(inbox: Inbox, e: SignalledBillingEvent): Inbox {
 /** Only about the machine this run owns, and only while running: a restart in progress already handles it. */
 export function onMachineVanished(inbox: Inbox, vanishedId: string, own: { machineId?: string; state: string }): Inbox {
   return vanishedId === own.machineId && own.state === 'running' ? { ...inbox, renewNow: true } : inbox;
+}
+
+/** Like a vanished machine: only about the machine this run owns, and only while running (a self-heal is under way otherwise). */
+export function onMachineSick(inbox: Inbox, m: MachineSick, own: { machineId?: string; state: string }): Inbox {
+  if (m.machineId !== own.machineId || own.state !== 'running') return inbox;
+  return { ...inbox, sick: { reason: m.reason, ...(m.healthySince ? { healthySince: m.healthySince } : {}) } };
+}
+
+/**
+ * Where an outage the sweep found is counted from (the uptime ledger's `downSince`): the later of the last renewal
+ * (a check that found it healthy) and the sweep's own last healthy sighting, if it gave one.
+ */
+export function outageSince(lastRenewedAt: string, healthySince: string | undefined): string {
+  return healthySince && instant(healthySince) > instant(lastRenewedAt) ? healthySince : lastRenewedAt;
 }
 
 /** A rollImage update waits its turn in the loop: never beside a renewal, a self-heal or a billing read. */
@@ -102,6 +118,7 @@ export type Step =
   | { kind: 'readBilling' }
   | { kind: 'renew' }
   | { kind: 'rollImage' }
+  | { kind: 'checkHealth' }
   | { kind: 'continueAsNew' }
   | { kind: 'wait'; untilMs: number };
 
@@ -127,6 +144,8 @@ export function nextStep(
   if (c.graceEndsAt && c.now >= instant(c.graceEndsAt)) return { kind: 'readBilling' };
   // Before continue-as-new: an accepted update must be answered by the run that accepted it.
   if (inbox.rolls.length > 0) return { kind: 'rollImage' };
+  // Before continue-as-new too: a report of a sick machine is not carried across, and it must not wait an hour.
+  if (inbox.sick) return { kind: 'checkHealth' };
   if (run.continueAsNewSuggested) return { kind: 'continueAsNew' };
   if (run.renewedThisRun > 0 && run.renewals % run.continueAsNewEvery === 0) return { kind: 'continueAsNew' };
   if (inbox.renewNow || c.now >= instant(c.lastRenewedAt) + c.renewalIntervalMs) return { kind: 'renew' };
@@ -139,6 +158,7 @@ export const hasNews = (inbox: Inbox, continueAsNewSuggested: boolean) =>
   inbox.billing.length > 0 ||
   inbox.recheck ||
   inbox.renewNow ||
+  !!inbox.sick ||
   inbox.rolls.length > 0 ||
   continueAsNewSuggested;
 

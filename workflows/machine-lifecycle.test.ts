@@ -135,6 +135,37 @@ describe('machineLifecycle on a real Temporal server, with machines as real proc
     await handle.executeUpdate(stopUpdate, { args: [{ reason: 'done', requestedBy: 'test' }] });
   });
 
+  test('a renewal is one workflow task of local activities (billing, credentials, health, record): one action', async () => {
+    const userId = await h.stack.db.createUser('elite');
+    const handle = await start(userId, { ...fast, renewalInterval: '1 second' });
+    const first = await waitForState(handle, 'running');
+    await untilStatus(
+      handle,
+      'two renewals',
+      (now) => Date.parse(now.lastRenewedAt!) - Date.parse(first.lastRenewedAt!) >= 2_000,
+    );
+    await handle.executeUpdate(stopUpdate, { args: [{ reason: 'done', requestedBy: 'test' }] });
+    const history = await handle.fetchHistory();
+    const events = history.events ?? [];
+    // Remote activities only to provision (create, started, healthy) and to tear down: none per renewal.
+    const remote = events.map((e) => e.activityTaskScheduledEventAttributes?.activityType?.name).filter(Boolean);
+    expect(remote).toEqual(['ensureFlyMachine', 'waitForFlyState', 'waitForRuntimeHealthy', 'destroyFlyMachines']);
+    // Each renewal's local activities share one workflow task (its markers name the same completion).
+    const tasks = new Map<string, number>();
+    for (const e of events) {
+      const m = e.markerRecordedEventAttributes;
+      if (m?.markerName !== 'core_local_activity') continue;
+      const task = String(m.workflowTaskCompletedEventId);
+      tasks.set(task, (tasks.get(task) ?? 0) + 1);
+    }
+    // syncBilling + renewMachineCredentials + checkRuntimeHealth + recordTransition in one task, for every renewal
+    // (each renewal follows a timer: the first wait after running, then one after each renewal but the last).
+    const renewalTasks = [...tasks.values()].filter((n) => n === 4).length;
+    const timers = events.filter((e) => e.timerStartedEventAttributes).length;
+    expect(renewalTasks).toBeGreaterThanOrEqual(Math.max(2, timers - 1));
+    await saveHistoryIfRecording('renewals-local-activities', history);
+  });
+
   test('search attributes say where each machine is, and a renewal that changes nothing writes none', async () => {
     const userId = await h.stack.db.createUser('elite');
     const handle = await start(userId, { ...fast, renewalInterval: '1 second' });

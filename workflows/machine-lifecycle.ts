@@ -6,17 +6,19 @@ import {
   continueAsNew,
   isCancellation,
   log,
+  patched,
   setHandler,
   workflowInfo,
 } from '@temporalio/workflow';
 import { machineTokenSeconds } from '../common/machine-token';
-import { ms } from './lifecycle-activities';
+import { ms, PATCHES } from './lifecycle-activities';
 import {
   earlyEnd,
   emptyInbox,
   hasNews,
   nextStep,
   onBillingEvent,
+  onMachineSick,
   onMachineVanished,
   onRollImage,
   onStop,
@@ -28,7 +30,9 @@ import { statusOf } from './lifecycle-status';
 import { failureReason, lifecycleSteps, type RunContext } from './lifecycle-steps';
 import {
   billingChangedSignal,
+  LEGACY_RENEWAL_INTERVAL,
   lifecycleSettings,
+  machineSickSignal,
   machineVanishedSignal,
   machineWorkflowId,
   paymentFailedSignal,
@@ -48,14 +52,19 @@ import {
  * codes are in workflows/README.md):
  *
  *   provision (entitlement check → Fly machine → started → healthy) → running
- *   loop: wait for a message or the timer → re-read billing | renew | continue-as-new
+ *   loop: wait for a message or the timer → re-read billing | check health (the sweep saw it sick) | renew | continue-as-new
  *   stop (user, downgraded, payment_overdue, unhealthy, cancelled) → destroy the machine → stopped | error
  *
  * Messages only fill the inbox; what to do next is a pure rule (./lifecycle-rules.ts), carried out by
  * the steps (./lifecycle-steps.ts). Billing is never remembered: it is read from the database.
  */
 export async function machineLifecycle(input: MachineLifecycleInput): Promise<MachineStatus> {
-  const settings = lifecycleSettings(input.settings);
+  // A run started on the old 15-minute default keeps it: its timers are in its history (replay must see the same).
+  const legacy = input.settings?.renewalInterval === undefined && !patched(PATCHES.hourlyRenewalDefault);
+  const settings = lifecycleSettings({
+    ...input.settings,
+    ...(legacy ? { renewalInterval: LEGACY_RENEWAL_INTERVAL } : {}),
+  });
   const ctx: RunContext = {
     userId: input.userId,
     workflowId: workflowInfo().workflowId,
@@ -108,6 +117,9 @@ export async function machineLifecycle(input: MachineLifecycleInput): Promise<Ma
   setHandler(paymentRecoveredSignal, billing('payment.recovered'));
   setHandler(billingChangedSignal, () => void (ctx.inbox = { ...ctx.inbox, recheck: true }));
   setHandler(machineVanishedSignal, (v) => void (ctx.inbox = onMachineVanished(ctx.inbox, v.machineId, ctx.s)));
+  setHandler(machineSickSignal, (m) => {
+    if (patched(PATCHES.machineSick)) ctx.inbox = onMachineSick(ctx.inbox, m, ctx.s);
+  });
   setHandler(
     rollImageUpdate,
     async ({ image }) => {
@@ -182,11 +194,17 @@ export async function machineLifecycle(input: MachineLifecycleInput): Promise<Ma
         const { answer, stop } = await steps.rollImage(req!.image);
         rollAnswers.set(req!.id, answer);
         if (stop) return stop;
+      } else if (step.kind === 'checkHealth') {
+        const sick = ctx.inbox.sick!;
+        ctx.inbox = { ...ctx.inbox, sick: undefined };
+        // Only a running machine: one that is stopping or mid-restart is already being handled.
+        const stop = s.state === 'running' && s.machineId ? await steps.checkHealth(sick) : undefined;
+        if (stop) return stop;
       } else if (step.kind === 'readBilling') {
         const verdict = await steps.readBilling(ctx.billingRead ? 'billing re-read' : `billing read (run ${s.run})`);
         if (verdict.stop) return verdict.stop;
       } else {
-        ctx.inbox = { ...ctx.inbox, renewNow: false };
+        ctx.inbox = { ...ctx.inbox, renewNow: false, sick: undefined }; // the renewal checks health too
         const stop = await steps.renew();
         if (stop) return stop;
         s.renewals++;

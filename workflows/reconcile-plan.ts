@@ -19,7 +19,7 @@ export interface FleetMachine {
   createdAt: string | null;
 }
 
-/** A running machineLifecycle workflow; `status` is null when its status query got no answer. */
+/** A running machineLifecycle workflow; `status` is null when neither visibility and its row nor a query could say. */
 export interface FleetWorkflow {
   workflowId: string;
   userId: string;
@@ -103,6 +103,22 @@ export interface ReconcilePlan {
 }
 
 const ACTIVE_ROW = new Set<MachineState>(activeMachineStates);
+
+/**
+ * A running workflow's status from what no action is billed for: its search attributes (visibility) and its row.
+ * `since` matters only while running (the plan's age guard), and only the row knows it (`started_at`): the two must
+ * agree on state and machine for that. Otherwise undefined: the listing asks the workflow (a query, rare).
+ */
+export function statusFromListing(
+  listed: { state: string | null; machineId: string | null; startTime: string },
+  row: { status: string; machineId: string | null; startedAt: string | null; updatedAt: string } | undefined,
+): FleetWorkflow['status'] | undefined {
+  if (!listed.state) return undefined;
+  // Not running: the plan leaves such a workflow's machines and row alone whatever its since.
+  if (listed.state !== 'running') return { state: listed.state, machineId: listed.machineId, since: listed.startTime };
+  if (!row || row.status !== 'running' || !listed.machineId || row.machineId !== listed.machineId) return undefined;
+  return { state: 'running', machineId: listed.machineId, since: row.startedAt ?? row.updatedAt };
+}
 
 /**
  * What reconcile should do, from three listings: pure, so the workflow replays it and a test can

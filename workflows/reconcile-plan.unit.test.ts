@@ -1,4 +1,4 @@
-import { planReconcile } from './reconcile-plan';
+import { planReconcile, statusFromListing } from './reconcile-plan';
 
 describe('planReconcile (pure)', () => {
   const now = Date.parse('2026-01-01T12:00:00Z');
@@ -107,5 +107,32 @@ describe('planReconcile (pure)', () => {
         detail: 'a cloud machine needs the elite tier; your tier is free',
       },
     ]);
+  });
+
+  test('a status from visibility and the row, no query: they must agree on a running machine (the row says since when)', () => {
+    const started = '2026-01-01T10:00:00Z';
+    const listed = (state: string | null, machineId: string | null = 'm1') => ({ state, machineId, startTime: old });
+    const row = (status: string, machineId: string | null = 'm1') => ({
+      status,
+      machineId,
+      startedAt: started,
+      updatedAt: young,
+    });
+    expect(statusFromListing(listed('running'), row('running'))).toEqual({
+      state: 'running',
+      machineId: 'm1',
+      since: started,
+    });
+    // Mid-step: the plan leaves it alone whatever its since, so the row need not agree.
+    expect(statusFromListing(listed('starting'), row('running', 'm0'))).toEqual({
+      state: 'starting',
+      machineId: 'm1',
+      since: old,
+    });
+    // Disagreement (a row to repair, visibility a moment behind) or no state yet: ask the workflow.
+    expect(statusFromListing(listed('running'), row('error'))).toBeUndefined();
+    expect(statusFromListing(listed('running'), row('running', 'm2'))).toBeUndefined();
+    expect(statusFromListing(listed('running'), undefined)).toBeUndefined();
+    expect(statusFromListing(listed(null), row('running'))).toBeUndefined();
   });
 });
