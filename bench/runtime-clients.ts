@@ -5,7 +5,9 @@ import WebSocket from 'ws';
  * The runtime benchmark's browsers, in their own process so their CPU is not charged to the runtime.
  * Every client counts the candles and signals it receives (they come batched: `candles` and `signals`
  * frames); a few also note when each candle arrived (epoch ms with sub-ms precision, comparable across
- * processes on one machine).
+ * processes on one machine). A frame is only noted when it arrives and read after the event-loop
+ * turn: one client's parsing must not delay the next one's arrival time (5 × 150 KB of JSON at a
+ * boundary is a few ms, which is not the runtime's).
  */
 const url = process.env.BENCH_WS_URL!;
 const token = process.env.BENCH_TOKEN!;
@@ -18,6 +20,7 @@ let received = 0;
 let closed = 0;
 const arrivals = new Map<string, number>();
 let recording = false;
+const later: [number, number, Buffer][] = [];
 
 interface Frame {
   type: string;
@@ -34,6 +37,23 @@ function countItems(data: Buffer): number {
   return n;
 }
 
+function readLater() {
+  for (const [i, t, data] of later.splice(0)) {
+    if (i >= timed) {
+      // The others only count, without parsing: this process shares the box with the runtime.
+      received += countItems(data);
+      continue;
+    }
+    const msg = JSON.parse(data.toString()) as Frame;
+    received += (msg.candles?.length ?? 0) + (msg.signals?.length ?? 0);
+    if (!recording || !msg.candles) continue;
+    for (const c of msg.candles) {
+      const key = `${i}|${c.symbol}|${c.interval}|${c.openTime}`;
+      if (!arrivals.has(key)) arrivals.set(key, t);
+    }
+  }
+}
+
 async function main() {
   const sockets = await Promise.all(
     Array.from(
@@ -45,20 +65,8 @@ async function main() {
           ws.on('error', reject);
           ws.on('close', () => closed++);
           ws.on('message', (data: Buffer) => {
-            const t = now();
             frames++;
-            if (i >= timed) {
-              // The other 95 only count, without parsing: this process shares the box with the runtime.
-              received += countItems(data);
-              return;
-            }
-            const msg = JSON.parse(data.toString()) as Frame;
-            received += (msg.candles?.length ?? 0) + (msg.signals?.length ?? 0);
-            if (!recording || !msg.candles) return;
-            for (const c of msg.candles) {
-              const key = `${i}|${c.symbol}|${c.interval}|${c.openTime}`;
-              if (!arrivals.has(key)) arrivals.set(key, t);
-            }
+            if (later.push([i, now(), data]) === 1) setImmediate(readLater);
           });
         }),
     ),
@@ -70,8 +78,12 @@ async function main() {
       process.send?.({ type: 'reset' });
     }
     if (m.type === 'record') recording = true;
-    if (m.type === 'count') process.send?.({ type: 'count', received, frames, closed });
+    if (m.type === 'count') {
+      readLater();
+      process.send?.({ type: 'count', received, frames, closed });
+    }
     if (m.type === 'arrivals') {
+      readLater();
       // Per candle, the latest arrival among the timed clients: the slowest browser is the one that counts.
       const latest = new Map<string, number>();
       for (const [key, t] of arrivals) {

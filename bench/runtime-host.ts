@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector';
 import type { AddressInfo } from 'node:net';
+import { performance } from 'node:perf_hooks';
 import pino from 'pino';
 import { startMachineRuntime } from '../machine-runtime/app';
 import type { NewTradeSignal, TradeSignalRow, Trader, UserStore } from '../store/types';
@@ -14,8 +15,17 @@ import type { NewTradeSignal, TradeSignalRow, Trader, UserStore } from '../store
  * Everything it needs comes from the parent over IPC; it answers `cpu`, `count` and `memory`.
  */
 
-/** Stores nothing: the runtime's store is Postgres behind the network, not what this measures. */
+const now = () => performance.timeOrigin + performance.now();
+
+/**
+ * Stores nothing: the runtime's store is Postgres behind the network, not what this measures. A
+ * signal counts as stored when the sink's `insertTradeSignal` reaches it (after the engine, the sink's
+ * note and browser queue, in the sink's store order); while tracing, each one's time is noted.
+ */
 class NullStore implements UserStore {
+  /** `SYMBOL|interval|openTime` and epoch ms, while tracing. */
+  stored: [string, number][] | undefined;
+  count = 0;
   constructor(
     readonly userId: string,
     private readonly traders: Trader[],
@@ -24,6 +34,8 @@ class NullStore implements UserStore {
     return this.traders;
   }
   async insertTradeSignal(s: NewTradeSignal) {
+    this.count++;
+    this.stored?.push([`${s.symbol}|${s.interval}|${s.candleOpenAt.getTime()}`, now()]);
     const row = { id: randomUUID(), userId: this.userId, firedAt: new Date(), ...s } as TradeSignalRow;
     return { inserted: true, signal: row };
   }
@@ -53,14 +65,12 @@ interface Init {
 async function main() {
   const init = await new Promise<Init>((res) => process.once('message', (m) => res(m as Init)));
   const traders: Trader[] = init.traders.map((t) => ({ ...t, updatedAt: new Date(t.updatedAt) }));
-  let peakRss = process.memoryUsage().rss;
-  // rss() alone: memoryUsage() also walks the heap spaces, which would be charged to the runtime.
-  const sampler = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage.rss())), 20);
-  sampler.unref();
+  // Peak RSS is the kernel's high-water mark (getrusage): no sampler charged to the runtime's CPU.
   const rssBefore = process.memoryUsage().rss;
+  const store = new NullStore(init.userId, traders);
   const rt = await startMachineRuntime({
     config: { userId: init.userId, userToken: init.token, binanceWsUrl: init.wsUrl, binanceRestUrl: init.restUrl },
-    store: new NullStore(init.userId, traders),
+    store,
     log: pino({ level: 'silent' }),
     clock: () => init.marketNow,
     verifyToken: async () => ({ ok: true, expiresAt: Date.now() + 3600_000 }),
@@ -78,8 +88,26 @@ async function main() {
   inspector?.connect();
   const post = (method: string) =>
     new Promise<unknown>((res, rej) => inspector!.post(method, (err, r) => (err ? rej(err) : res(r))));
+  // Tracing (the budget run): every 10 ms, when it moved, the frames read and closes evaluated so far.
+  let trace: { samples: [number, number, number][]; timer: NodeJS.Timeout } | undefined;
+  const sample = () => {
+    const last = trace!.samples[trace!.samples.length - 1];
+    const frames = rt.feed.status().messages;
+    if (!last || last[1] !== frames) trace!.samples.push([now(), frames, rt.engine.stats.candles]);
+  };
   process.on('message', (m: { type: string }) => {
     const send = (x: object) => process.send?.({ type: m.type, ...x });
+    if (m.type === 'trace-start') {
+      store.stored = [];
+      trace = { samples: [], timer: setInterval(sample, 10) };
+      send({});
+    }
+    if (m.type === 'trace') {
+      if (trace) sample();
+      send({ samples: trace?.samples ?? [], stored: store.stored ?? [] });
+      if (trace) trace.samples = [];
+      if (store.stored) store.stored = [];
+    }
     if (m.type === 'status') send({ warmingUp: rt.feed.status().warmingUp, streams: rt.feed.status().streams });
     if (m.type === 'cpu-start') {
       void (inspector ? post('Profiler.enable').then(() => post('Profiler.start')) : Promise.resolve()).then(() => {
@@ -103,6 +131,10 @@ async function main() {
       send({
         frames: s.messages,
         malformed: s.malformed,
+        duplicates: s.duplicates,
+        reconnects: s.reconnects,
+        stored: store.count,
+        queued: rt.sink.queued,
         candles: rt.engine.stats.candles,
         signals: rt.engine.stats.firings,
       });
@@ -110,7 +142,7 @@ async function main() {
     if (m.type === 'memory') {
       const mem = process.memoryUsage();
       send({
-        peakRss: Math.max(peakRss, process.resourceUsage().maxRSS * 1024),
+        peakRss: process.resourceUsage().maxRSS * 1024,
         rssBefore,
         rss: mem.rss,
         heapUsed: mem.heapUsed,
@@ -118,7 +150,7 @@ async function main() {
       });
     }
     if (m.type === 'stop') {
-      clearInterval(sampler);
+      clearInterval(trace?.timer);
       void rt.stop().finally(() => {
         send({});
         setTimeout(() => process.exit(0), 50);

@@ -18,11 +18,13 @@ export const RUNTIME_NODE_FLAGS = ['--max-old-space-size=160', '--max-semi-space
 export function childProcesses() {
   const children: ChildProcess[] = [];
   return {
-    spawn(file: string, execArgv: string[], env: Record<string, string> = {}) {
+    /** `execPath`: what starts node instead of node itself (runtime-cgroup.ts, `forkInto`). */
+    spawn(file: string, execArgv: string[], env: Record<string, string> = {}, execPath?: string) {
       const child = fork(file.endsWith('.js') ? file : resolve(__dirname, file), [], {
         execArgv: file.endsWith('.js') ? execArgv : ['--import', 'tsx', ...execArgv],
         env: { ...process.env, ...env },
         stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+        ...(execPath ? { execPath } : {}),
       });
       children.push(child);
       return child;
@@ -58,15 +60,28 @@ export function bundleHost(): string {
   return outfile;
 }
 
-/** Sends `type` to a child (unless it is `ready`) and resolves with its first answer of that type. */
+/**
+ * Sends `type` to a child (unless it is `ready`) and resolves with its first answer of that type;
+ * rejects if the child exits first (the budget run's runtime may be OOM-killed).
+ */
 export function ask<T>(child: ChildProcess, type: string, extra: object = {}): Promise<T> {
-  return new Promise<T>((res) => {
+  return new Promise<T>((res, rej) => {
     const on = (m: { type: string }) => {
       if (m.type !== type) return;
-      child.off('message', on);
+      done();
       res(m as T);
     };
+    const exit = (code: number | null, signal: string | null) => {
+      done();
+      rej(new Error(`the child exited (code ${code}, signal ${signal}) before answering ${type}`));
+    };
+    const done = () => {
+      child.off('message', on);
+      child.off('exit', exit);
+    };
     child.on('message', on);
+    child.once('exit', exit);
+    if (child.exitCode !== null || child.signalCode !== null) return exit(child.exitCode, child.signalCode);
     if (type !== 'ready') child.send({ type, ...extra });
   });
 }

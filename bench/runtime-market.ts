@@ -1,5 +1,5 @@
 import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import WebSocket, { WebSocketServer } from 'ws';
 import { loadCandles } from '../dev/binance-replay/candles';
 import { recordedDataDir } from '../test/kit/data';
@@ -153,11 +153,37 @@ export function klineFrame(c: Candle, fraction: number): string {
 }
 
 /**
+ * Server-to-client WebSocket text frames (RFC 6455: FIN, opcode 1, unmasked) back to back in one
+ * buffer: a burst framed before the clock starts and written to the feed socket in one write, so the
+ * clock measures the runtime, not this process's 900 `ws.send` calls (~10-20 ms on this box).
+ */
+export function wsTextFrames(texts: string[]): Buffer {
+  const payloads = texts.map((t) => Buffer.from(t));
+  const header = (n: number) => (n < 126 ? 2 : n < 65536 ? 4 : 10);
+  const out = Buffer.allocUnsafe(payloads.reduce((a, p) => a + header(p.length) + p.length, 0));
+  let at = 0;
+  for (const p of payloads) {
+    out[at++] = 0x81;
+    if (p.length < 126) out[at++] = p.length;
+    else if (p.length < 65536) {
+      out[at++] = 126;
+      at = out.writeUInt16BE(p.length, at);
+    } else {
+      out[at++] = 127;
+      at = out.writeBigUInt64BE(BigInt(p.length), at);
+    }
+    at += p.copy(out, at);
+  }
+  return out;
+}
+
+/**
  * The Binance end of the runtime's feed, in this (the benchmark's) process: `GET /api/v3/klines` for
  * the warm-up and `/stream?streams=…` combined streams, both served from the recorded market.
  */
 export async function startFeeder(market: RecordedMarket, lastJ: () => Record<string, number>) {
   const sockets = new Set<WebSocket>();
+  const raw = new Map<WebSocket, Socket>();
   // The feed puts every stream of a connection in the URL (900 names ≈ 20 KB): above Node's default.
   const server: Server = createServer({ maxHeaderSize: 1 << 20 }, (req, res) => {
     const url = new URL(req.url ?? '/', 'http://x');
@@ -167,9 +193,13 @@ export async function startFeeder(market: RecordedMarket, lastJ: () => Record<st
     res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(rows));
   });
   const wss = new WebSocketServer({ server });
-  wss.on('connection', (ws) => {
+  wss.on('connection', (ws, req) => {
     sockets.add(ws);
-    ws.on('close', () => sockets.delete(ws));
+    raw.set(ws, req.socket);
+    ws.on('close', () => {
+      sockets.delete(ws);
+      raw.delete(ws);
+    });
     ws.on('message', () => undefined); // (UN)SUBSCRIBE: the set does not change during a run
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
@@ -187,6 +217,15 @@ export async function startFeeder(market: RecordedMarket, lastJ: () => Record<st
         wait();
       });
     },
+    /** Writes frames framed by `wsTextFrames` in one socket write; resolves once the kernel has them all. */
+    write(bytes: Buffer): Promise<void> {
+      const [ws] = sockets;
+      const socket = ws && raw.get(ws);
+      if (!socket) throw new Error('the runtime has no feed connection');
+      return new Promise((r) => socket.write(bytes, () => r()));
+    },
+    /** Bytes written to the feed connection that the kernel has not taken yet (the runtime reads too slowly). */
+    queued: () => [...raw.values()].reduce((a, s) => a + s.writableLength, 0),
     async close() {
       for (const ws of sockets) ws.terminate();
       wss.close();

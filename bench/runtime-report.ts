@@ -1,4 +1,6 @@
 import { mb, median, percentile, report, round, type Row } from './lib/report';
+import type { BudgetRun } from './runtime-budget';
+import { budgetBoundaryRows, budgetRows, budgetVerdicts } from './runtime-budget-report';
 import { INTERVALS, WARMUP } from './runtime-market';
 
 /** What one run of the runtime benchmark measured (runtime.ts, `runRuntime`). */
@@ -55,25 +57,89 @@ export function runtimeRows(f: RuntimeFigures): Row[] {
     { figure: 'heap used MB at the end', value: mb(mem.heapUsed) },
     { figure: 'engine only: incremental candles / s', value: Math.round(naive.incrementalRate) },
     { figure: 'engine only: naive (recompute from scratch) candles / s', value: Math.round(naive.naiveRate) },
-    { figure: 'incremental / naive', value: `${round(naive.ratio, 0)}×` },
+    { figure: 'incremental / naive (×)', value: round(naive.ratio, 0) },
   ] as Row[];
 }
 
-/** Writes the run's report (bench/results), with the targets met or missed. */
+/** Runs side by side (`run 1`, `run 2`, …) with the median of each numeric figure; one run as it is. */
+export function sideBySide(runs: Row[][]): Row[] {
+  if (runs.length === 1) return runs[0]!;
+  return runs[0]!.map((row, i) => {
+    const values = runs.map((r) => r[i]?.value ?? '');
+    const numeric = values.every((v) => typeof v === 'number' && !Number.isNaN(v));
+    const out: Row = { figure: row.figure ?? '' };
+    values.forEach((v, r) => (out[`run ${r + 1}`] = v));
+    out.median = numeric
+      ? round(median(values as number[]), 2)
+      : values.every((v) => v === values[0])
+        ? values[0]!
+        : '';
+    return out;
+  });
+}
+
+export interface WholeCoreRun {
+  rows: Row[];
+  perCore: number;
+  closesPerCore: number;
+  p99: number;
+  peakRssMb: number;
+}
+
+/**
+ * Writes the report (bench/results): the whole-core runs side by side, then the budget runs', with
+ * the targets met or missed on the medians. `label` (BENCH_LABEL) says what was measured, when it
+ * is not the working tree as it stands (a before/after comparison).
+ */
 export function reportRuntime(
-  r: { rows: Row[]; perCore: number; closesPerCore: number; p99: number; peakRssMb: number },
-  run: { symbols: number; traders: number; clients: number; updates: number; startLoad: number[] },
+  whole: WholeCoreRun[],
+  budget: BudgetRun[],
+  run: { symbols: number; traders: number; clients: number; updates: number; startLoad: number[]; label?: string },
 ) {
   const { symbols, traders, clients, updates, startLoad } = run;
+  const med = (pick: (r: WholeCoreRun) => number) => median(whole.map(pick));
+  const perCore = med((r) => r.perCore);
+  const closesPerCore = med((r) => r.closesPerCore);
+  const p99 = med((r) => r.p99);
+  const peakRssMb = med((r) => r.peakRssMb);
+  const runs = (n: number) => (n > 1 ? ` (${n} runs, medians)` : '');
+  const tables: { caption?: string; rows: Row[] }[] = [];
+  if (whole.length > 0)
+    tables.push({ caption: `whole cores${runs(whole.length)}`, rows: sideBySide(whole.map((r) => r.rows)) });
+  if (budget.length > 0) {
+    const b = budget[0]!;
+    tables.push({
+      caption: `budget: ${round(b.o.cpuFraction, 4)} core, ${b.o.memoryMb} MB (cgroup v1), ${b.o.clients} browsers, live rate${runs(budget.length)}`,
+      rows: sideBySide(budget.map(budgetRows)),
+    });
+    tables.push({
+      caption: 'budget: each 15-minute boundary (all 900 streams close)',
+      rows: budgetBoundaryRows(budget),
+    });
+  }
+  const notes: string[] = [];
+  if (run.label) notes.push(`Measured: ${run.label}`);
+  if (whole.length > 0)
+    notes.push(
+      `Targets${whole.length > 1 ? ' (medians)' : ''}: ≥ 100k msgs/s/core ${perCore >= 100_000 ? 'met' : 'MISSED'} (${Math.round(perCore)}; closed candles alone ${Math.round(closesPerCore)}/s/core); p99 ≤ 10 ms ${p99 <= 10 ? 'met' : 'MISSED'} (${round(p99, 2)}); RSS ≤ 150 MB ${peakRssMb <= 150 ? 'met' : 'MISSED'} (${peakRssMb}).`,
+      `A "message" is one Binance combined-stream kline frame into the feed: per candle ${updates} in-progress frame(s) and the closing one (x: true). Frames are JSON text as Binance sends it, over a real WebSocket into the runtime's own feed code.`,
+      "Recorded data (BINANCE_DATA_DIR, read in place): 1m streams replay BTCUSDT 1m, 5m streams the BTC/ETH/SOL 5m files, 15m streams those aggregated; per-symbol offsets. Warm-up: 300 candles per stream from the feeder's REST. The runtime runs alone in its own process with the production heap cap (160 MB); clients in another; CPU and RSS are the runtime process's.",
+      'Candles and signals reach clients batched (`candles` / `signals` frames, one per event-loop turn). p50/p99 "candle close → client": from the moment a minute\'s closing frames (framed beforehand, one socket write) are handed to the runtime\'s feed socket to their arrival at the slowest of 5 timed clients; the 15m boundary is the burst where all streams close at once.',
+    );
+  if (budget.length > 0)
+    notes.push(
+      budgetVerdicts(budget),
+      `Budget run: the same bundle and V8 flags, started inside the cgroup (sh writes its pid to cgroup.procs, then execs node), so start and warm-up run under the budget too. Market clock: one market minute per ${budget[0]!.o.minuteMs / 1000} s of real time, ${budget[0]!.o.minutes} minutes (15m boundaries at the end of minutes ${budget[0]!.boundaries
+        .filter((x) => x.kind === '15m')
+        .map((x) => x.minute + 1)
+        .join(
+          ', ',
+        )}); in-progress updates every ${budget[0]!.o.updateMs / 1000} s per stream, spread over ${budget[0]!.o.tickMs} ms ticks; each boundary's closes written at once. "Stored" = the sink's insertTradeSignal reached the host's in-process store (after engine, sink and browser queue). Recovery: from the burst's write until the runtime has read the burst and every frame written more than one tick earlier. Browsers and the feeder run outside the cgroup.`,
+    );
   report('runtime', {
     title: `runtime: ${symbols} symbols × ${INTERVALS.length} intervals, ${traders} traders, ${clients} WebSocket clients, from Binance frames`,
     startLoad,
-    tables: [{ rows: r.rows }],
-    notes: [
-      `Targets: ≥ 100k msgs/s/core ${r.perCore >= 100_000 ? 'met' : 'MISSED'} (${Math.round(r.perCore)}; closed candles alone ${Math.round(r.closesPerCore)}/s/core); p99 ≤ 10 ms ${r.p99 <= 10 ? 'met' : 'MISSED'} (${round(r.p99, 2)}); RSS ≤ 150 MB ${r.peakRssMb <= 150 ? 'met' : 'MISSED'} (${r.peakRssMb}).`,
-      `A "message" is one Binance combined-stream kline frame into the feed: per candle ${updates} in-progress frame(s) and the closing one (x: true). Frames are JSON text as Binance sends it, over a real WebSocket into the runtime's own feed code.`,
-      "Recorded data (BINANCE_DATA_DIR, read in place): 1m streams replay BTCUSDT 1m, 5m streams the BTC/ETH/SOL 5m files, 15m streams those aggregated; per-symbol offsets. Warm-up: 300 candles per stream from the feeder's REST. The runtime runs alone in its own process with the production heap cap (160 MB); clients in another; CPU and RSS are the runtime process's.",
-      'Candles and signals reach clients batched (`candles` / `signals` frames, one per event-loop turn). p50/p99 "candle close → client": from the moment a minute\'s closing frames are written to the runtime\'s feed socket to their arrival at the slowest of 5 timed clients; the 15m boundary is the burst where all streams close at once.',
-    ],
+    tables,
+    notes,
   });
 }

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { rmSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { mintAccessToken } from '../api/auth';
@@ -9,7 +9,9 @@ import { sleep } from '../test/kit/wait';
 import { compareWithNaive } from './runtime-baseline';
 import { RUNTIME_NODE_FLAGS, ask, bundleHost, childProcesses } from './runtime-ipc';
 import { until } from '../test/kit/wait';
-import { INTERVALS, LIVE_START, RecordedMarket, klineFrame, startFeeder } from './runtime-market';
+import { INTERVALS, LIVE_START, RecordedMarket, klineFrame, startFeeder, wsTextFrames } from './runtime-market';
+import { runBudget } from './runtime-budget';
+import { cgroupV1Mounts } from './runtime-cgroup';
 import { reportRuntime, runtimeRows } from './runtime-report';
 import { haveRecordedData, recordedDataDir } from '../test/kit/data';
 import { makeTraders } from './runtime-traders';
@@ -149,7 +151,9 @@ export async function runRuntime(opts: {
     const burstKeys = new Set<string>();
     for (let k = 0; k < latencyMinutes; k++) {
       const m = minutes + k;
-      const step = stepFrames(m, false); // encoded before the clock starts: Binance's encoding is not ours
+      // Encoded and framed before the clock starts (Binance's encoding is not ours), written in one go.
+      const step = stepFrames(m, false);
+      const bytes = wsTextFrames(step.frames);
       const t = now();
       for (const c of step.closes) {
         const key = `${c.symbol}|${c.interval}|${c.openTime}`;
@@ -157,9 +161,9 @@ export async function runRuntime(opts: {
         if ((m + 1) % 15 === 0) burstKeys.add(key);
       }
       latencyCloses += step.closes.length;
-      await feeder.send(step.frames);
+      await feeder.write(bytes);
       await sleep(opts.stepMs / 2);
-      if (k + 1 < latencyMinutes) await feeder.send(stepFrames(m + 1, true).updates);
+      if (k + 1 < latencyMinutes) await feeder.write(wsTextFrames(stepFrames(m + 1, true).updates));
       await sleep(opts.stepMs / 2);
     }
     await sleep(300);
@@ -217,25 +221,70 @@ export async function runRuntime(opts: {
   }
 }
 
+const envFloat = (name: string, fallback: number) => {
+  const v = Number(process.env[name] ?? fallback);
+  if (!(v > 0)) throw new Error(`${name} must be a positive number, got "${process.env[name]}"`);
+  return v;
+};
+
+/**
+ * `npm run bench:runtime`: the whole-core run; `BENCH_RUNTIME_BUDGET=1` adds the budget run
+ * (runtime-budget.ts: root and cgroup v1 needed), `=only` runs that alone; `BENCH_REPEAT` runs each
+ * that many times (side by side, medians), all in one report entry.
+ */
 async function main() {
   const startLoad = os.loadavg();
   if (!haveRecordedData)
     throw new Error(`the runtime benchmark replays recorded data: ${recordedDataDir} does not exist`);
+  const mode = process.env.BENCH_RUNTIME_BUDGET ?? '';
+  if (!['', '0', '1', 'only'].includes(mode)) throw new Error('BENCH_RUNTIME_BUDGET must be 1 or only');
+  // Before anything is built: a machine that cannot run it says so at once.
+  if (mode === '1' || mode === 'only') cgroupV1Mounts();
+  const repeat = envInt('BENCH_REPEAT', 1);
   const symbols = envInt('BENCH_SYMBOLS', 300);
   const traders = envInt('BENCH_TRADERS', 50);
   const clients = envInt('BENCH_CLIENTS', 100);
   const updates = envInt('BENCH_UPDATES', 2);
-  const r = await runRuntime({
+  const whole = [];
+  for (let r = 0; r < (mode === 'only' ? 0 : repeat); r++)
+    whole.push(
+      await runRuntime({
+        symbols,
+        traders,
+        clients,
+        minutes: envInt('BENCH_MINUTES', 60),
+        updates,
+        latencyBursts: envInt('BENCH_LATENCY_ROUNDS', 5),
+        stepMs: envInt('BENCH_STEP_MS', 250),
+        naiveCandles: envInt('BENCH_NAIVE_CANDLES', 300),
+      }),
+    );
+  const budget = [];
+  for (let r = 0; r < (mode === '1' || mode === 'only' ? repeat : 0); r++)
+    budget.push(
+      await runBudget({
+        symbols,
+        traders,
+        clients: envInt('BENCH_BUDGET_CLIENTS', 10),
+        cpuFraction: envFloat('BENCH_CPU_FRACTION', 1 / 16),
+        periodUs: envInt('BENCH_CPU_PERIOD_US', 100_000),
+        memoryMb: envInt('BENCH_MEMORY_MB', 256),
+        minutes: envInt('BENCH_BUDGET_MINUTES', 30),
+        minuteMs: envFloat('BENCH_BUDGET_MINUTE_S', 10) * 1000,
+        updateMs: envInt('BENCH_BUDGET_UPDATE_MS', 2000),
+        tickMs: envInt('BENCH_BUDGET_TICK_MS', 100),
+      }),
+    );
+  // Every boundary's latencies and the rest, for a closer look (BENCH_BUDGET_JSON=<file>).
+  if (process.env.BENCH_BUDGET_JSON) writeFileSync(process.env.BENCH_BUDGET_JSON, JSON.stringify(budget));
+  reportRuntime(whole, budget, {
     symbols,
     traders,
-    clients,
-    minutes: envInt('BENCH_MINUTES', 60),
+    clients: whole.length > 0 ? clients : envInt('BENCH_BUDGET_CLIENTS', 10),
     updates,
-    latencyBursts: envInt('BENCH_LATENCY_ROUNDS', 5),
-    stepMs: envInt('BENCH_STEP_MS', 250),
-    naiveCandles: envInt('BENCH_NAIVE_CANDLES', 300),
+    startLoad,
+    label: process.env.BENCH_LABEL,
   });
-  reportRuntime(r, { symbols, traders, clients, updates, startLoad });
 }
 
 if (require.main === module) {

@@ -1,4 +1,5 @@
 import type { FastifyInstance } from 'fastify';
+import type { Socket } from 'node:net';
 import WebSocket from 'ws';
 import type { TokenVerifier } from './auth';
 import type { Candle } from './candles';
@@ -24,24 +25,44 @@ export function createBrowserHub(o: BrowserHubOptions) {
   const maxBuffered = o.maxBufferedBytes ?? 1 << 20;
   const clients = new Set<WebSocket>();
 
+  /** False (and the browser dropped) when it cannot keep up: dropped rather than buffered without bound. */
+  const writable = (ws: WebSocket) => {
+    if (ws.readyState !== WebSocket.OPEN) return false;
+    if (ws.bufferedAmount <= maxBuffered) return true;
+    metrics.wsDropped.inc();
+    ws.terminate();
+    clients.delete(ws);
+    metrics.wsClients.set(clients.size);
+    return false;
+  };
   const send = (ws: WebSocket, text: string | Buffer) => {
-    if (ws.readyState !== WebSocket.OPEN) return;
-    // A browser that cannot keep up is dropped rather than buffered without bound.
-    if (ws.bufferedAmount > maxBuffered) {
-      metrics.wsDropped.inc();
-      ws.terminate();
-      clients.delete(ws);
-      metrics.wsClients.set(clients.size);
-      return;
+    if (writable(ws)) ws.send(text, { binary: false });
+  };
+  /**
+   * Messages encoded once for every client, as WebSocket text frames back to back in one buffer
+   * (exactly what `ws.send` writes without compression), written to each browser's socket in one
+   * write: one syscall per browser per flush instead of one per message, and no per-socket framing.
+   */
+  const broadcastAll = (msgs: Record<string, unknown>[]) => {
+    if (clients.size === 0 || msgs.length === 0) return;
+    const texts = msgs.map((m) => JSON.stringify(m));
+    const sizes = texts.map((t) => Buffer.byteLength(t));
+    const bytes = Buffer.allocUnsafe(sizes.reduce((a, n) => a + headerSize(n) + n, 0));
+    const payloads: Buffer[] = [];
+    let at = 0;
+    texts.forEach((text, i) => {
+      at = writeTextHeader(bytes, at, sizes[i]!);
+      payloads.push(bytes.subarray(at, at + sizes[i]!));
+      at += bytes.write(text, at);
+    });
+    for (const ws of clients) {
+      if (!writable(ws)) continue;
+      const socket = rawSocket(ws);
+      if (socket) socket.write(bytes);
+      else for (const p of payloads) ws.send(p, { binary: false });
     }
-    ws.send(text, { binary: false });
   };
-  const broadcast = (msg: Record<string, unknown>) => {
-    if (clients.size === 0) return;
-    // Encoded once for every client: a text frame from bytes is not re-encoded per socket.
-    const frame = Buffer.from(JSON.stringify(msg));
-    for (const ws of clients) send(ws, frame);
-  };
+  const broadcast = (msg: Record<string, unknown>) => broadcastAll([msg]);
 
   // Closed candles and signals go out in batches: all those produced in one turn of the event loop
   // (a boundary's burst of closes arrives in a few turns) become one `candles` and one `signals`
@@ -52,22 +73,23 @@ export function createBrowserHub(o: BrowserHubOptions) {
   let candleBatch: Candle[] = [];
   let signalBatch: TradeSignalMessage[] = [];
   let flushScheduled = false;
-  const flushCandles = () => {
-    if (candleBatch.length === 0) return;
+  const takeCandles = (): Record<string, unknown>[] => {
+    if (candleBatch.length === 0) return [];
     const candles = candleBatch;
     candleBatch = [];
-    broadcast({ type: 'candles', candles });
+    return [{ type: 'candles', candles }];
   };
-  const flushSignals = () => {
-    if (signalBatch.length === 0) return;
+  const takeSignals = (): Record<string, unknown>[] => {
+    if (signalBatch.length === 0) return [];
     const signals = signalBatch;
     signalBatch = [];
-    broadcast({ type: 'signals', signals });
+    return [{ type: 'signals', signals }];
   };
+  // Candles first, so a signal never reaches a browser before the candle it fired on.
+  const flushNow = () => broadcastAll([...takeCandles(), ...takeSignals()]);
   const flushBatches = () => {
     flushScheduled = false;
-    flushCandles();
-    flushSignals();
+    flushNow();
   };
   const scheduleFlush = () => {
     if (flushScheduled) return;
@@ -81,16 +103,13 @@ export function createBrowserHub(o: BrowserHubOptions) {
     clientCount: () => clients.size,
     queueCandle: (candle: Candle) => {
       if (clients.size === 0) return;
-      if (candleBatch.push(candle) >= candleBatchMax) flushCandles();
+      if (candleBatch.push(candle) >= candleBatchMax) broadcastAll(takeCandles());
       else scheduleFlush();
     },
     queueTradeSignal: (signal: TradeSignalMessage) => {
       if (clients.size === 0) return;
-      // Candles first, so a signal never reaches a browser before the candle it fired on.
-      if (signalBatch.push(signal) >= signalBatchMax) {
-        flushCandles();
-        flushSignals();
-      } else scheduleFlush();
+      if (signalBatch.push(signal) >= signalBatchMax) flushNow();
+      else scheduleFlush();
     },
     /** Sends what is batched now (shutdown). */
     flush: flushBatches,
@@ -111,6 +130,33 @@ export function createBrowserHub(o: BrowserHubOptions) {
 }
 
 export type BrowserHub = ReturnType<typeof createBrowserHub>;
+
+/** RFC 6455 header of an unmasked, final text frame of `n` bytes: 2, 4 or 10 bytes. */
+const headerSize = (n: number) => (n < 126 ? 2 : n < 65536 ? 4 : 10);
+
+function writeTextHeader(out: Buffer, at: number, n: number): number {
+  out[at++] = 0x81; // FIN, opcode 1 (text)
+  if (n < 126) out[at++] = n;
+  else if (n < 65536) {
+    out[at++] = 126;
+    at = out.writeUInt16BE(n, at);
+  } else {
+    out[at++] = 127;
+    at = out.writeBigUInt64BE(BigInt(n), at);
+  }
+  return at;
+}
+
+/**
+ * The TCP socket under a browser's `ws` WebSocket (ws keeps it as `_socket`), when frames written
+ * to it directly are what ws itself would write: no extension negotiated (permessage-deflate would
+ * compress them). ws writes each frame of its own in one synchronous go, so frames never interleave.
+ */
+function rawSocket(ws: WebSocket): Socket | undefined {
+  if (ws.extensions !== '') return undefined;
+  const socket = (ws as unknown as { _socket?: Socket })._socket;
+  return socket && socket.writable ? socket : undefined;
+}
 
 /**
  * `GET /ws`, for the API gateway's stream token (or the user's own access token), never a control

@@ -27,6 +27,15 @@ describe('reading kline frames without JSON.parse', () => {
     };
   };
 
+  const isJson = (text: string) => {
+    try {
+      JSON.parse(text);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+
   test("Binance's own layout, forming or closed, reads exactly as JSON.parse reads it", () => {
     const closed = recorded.replace('"x":false', '"x":true');
     const micro = recorded.replace('"t":1633998480000', '"t":1633998480000000');
@@ -49,5 +58,24 @@ describe('reading kline frames without JSON.parse', () => {
       '{"result":null,"id":1}',
     ];
     for (const frame of others) expect(scanKlineFrame(frame)).toBeUndefined();
+  });
+
+  test('valid JSON one character off is read as JSON.parse reads it, or left to it', () => {
+    // Every deletion, insertion and substitution of a character that matters to the layout.
+    const chars = ['"', '\\', ' ', '0', '1', 'e', '-', '+', '.', ',', ':', '{', '}', 'x'];
+    const variants: string[] = [];
+    for (let i = 0; i <= recorded.length; i++) {
+      variants.push(recorded.slice(0, i) + recorded.slice(i + 1));
+      for (const c of chars)
+        variants.push(recorded.slice(0, i) + c + recorded.slice(i), recorded.slice(0, i) + c + recorded.slice(i + 1));
+    }
+    let read = 0;
+    for (const frame of variants) {
+      const scanned = scanKlineFrame(frame);
+      if (scanned === undefined || !isJson(frame)) continue;
+      read++;
+      expect(scanned).toEqual(viaJson(frame));
+    }
+    expect(read).toBeGreaterThan(100); // digits changed inside numbers and strings still read in place
   });
 });

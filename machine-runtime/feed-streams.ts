@@ -119,8 +119,16 @@ export class StreamSequencer {
   }
 
   onKline(candle: Candle, closed: boolean, eventTime: number | undefined): void {
-    const numbers = [candle.openTime, candle.closeTime, candle.open, candle.high, candle.low, candle.close];
-    if (!numbers.every(Number.isFinite) || !Number.isFinite(candle.volume)) {
+    const c = candle;
+    if (
+      !Number.isFinite(c.openTime) ||
+      !Number.isFinite(c.closeTime) ||
+      !Number.isFinite(c.open) ||
+      !Number.isFinite(c.high) ||
+      !Number.isFinite(c.low) ||
+      !Number.isFinite(c.close) ||
+      !Number.isFinite(c.volume)
+    ) {
       return this.o.malformed('kline fields');
     }
     if (eventTime !== undefined) this.o.metrics.feedLag.set((this.o.clock() - eventTime) / 1000);
@@ -155,7 +163,12 @@ export class StreamSequencer {
   }
 
   private emit(s: StreamEntry, candles: Candle[], source: CandleSource): void {
-    const fresh = candles.filter((c) => s.cursor === undefined || c.openTime > s.cursor);
+    const cursor = s.cursor;
+    // A single fresh candle (the live path) is handed on as it is, without a filtered copy.
+    const fresh =
+      candles.length === 1 && (cursor === undefined || candles[0]!.openTime > cursor)
+        ? candles
+        : candles.filter((c) => cursor === undefined || c.openTime > cursor);
     if (fresh.length === 0) return;
     s.cursor = fresh[fresh.length - 1]!.openTime;
     this.closedCounters[source].inc(fresh.length);

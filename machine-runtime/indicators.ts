@@ -1,5 +1,6 @@
-import { ATR, BollingerBands, EMA, MACD, RSI, SMA, getPercentageChange } from 'trading-signals';
+import { getPercentageChange } from 'trading-signals';
 import { CandleSeries, type Candle } from './candles';
+import { Atr, Bollinger, Ema, Macd, Rsi, Sma } from './indicator-math';
 import type { Operand } from './trader-schema';
 
 /**
@@ -21,7 +22,8 @@ const shift = (s: Slot, v: number) => {
 
 /**
  * One instance per (symbol, interval, indicator config), shared by every trader that uses it, fed
- * incrementally once per closed candle. The numbers are trading-signals' own (conventions in README.md).
+ * incrementally once per closed candle. The numbers are trading-signals' own, computed bit for bit
+ * as the library computes them (indicator-math.ts; conventions in README.md).
  */
 interface Family {
   /** Outputs by name (`''` for a single-output indicator). */
@@ -30,38 +32,66 @@ interface Family {
   add(series: CandleSeries, back: number): void;
 }
 
-class LibFamily implements Family {
-  readonly slots: Record<string, Slot>;
-  private readonly outputs: [string, Slot][];
-  private inputs = 0;
-  /** Below this many inputs there is no result; asking would make trading-signals throw and catch. */
-  private readonly required: number;
-  constructor(
-    private readonly indicator: { add(input: never): unknown; getResult(): unknown; getRequiredInputs(): number },
-    private readonly input: (s: CandleSeries, i: number) => unknown,
-    outputs: string[] = [''],
-    /** Volume ÷ this average, for `volumeRatio`. */
-    private readonly ratio?: Slot,
-  ) {
-    this.required = indicator.getRequiredInputs();
-    this.outputs = outputs.map((name) => [name, newSlot()]);
-    this.slots = Object.fromEntries(this.outputs);
-    if (ratio) this.slots.ratio = ratio;
+/** SMA, EMA or RSI of the close. */
+class CloseFamily implements Family {
+  readonly slots = { '': newSlot() };
+  constructor(private readonly calc: Sma | Ema | Rsi) {}
+  add(s: CandleSeries, back: number): void {
+    this.calc.add(s.close[s.index(back)]!);
+    shift(this.slots[''], this.calc.value);
   }
-  add(series: CandleSeries, back: number): void {
-    const i = series.index(back);
-    this.indicator.add(this.input(series, i) as never);
-    const r = ++this.inputs < this.required ? null : this.indicator.getResult();
-    if (this.outputs.length === 1) {
-      shift(this.outputs[0]![1], r === null ? NaN : (r as number));
-    } else {
-      for (const [name, slot] of this.outputs)
-        shift(slot, r === null ? NaN : ((r as Record<string, number>)[name] ?? NaN));
-    }
-    if (this.ratio) {
-      const avg = this.outputs[0]![1].cur;
-      shift(this.ratio, avg ? series.volume[i]! / avg : NaN);
-    }
+}
+
+/** SMA of the volume, and the volume ÷ that average (`volumeRatio`). */
+class VolumeFamily implements Family {
+  readonly slots = { '': newSlot(), ratio: newSlot() };
+  private readonly sma: Sma;
+  constructor(period: number) {
+    this.sma = new Sma(period);
+  }
+  add(s: CandleSeries, back: number): void {
+    const volume = s.volume[s.index(back)]!;
+    this.sma.add(volume);
+    const avg = this.sma.value;
+    shift(this.slots[''], avg);
+    shift(this.slots.ratio, avg ? volume / avg : NaN);
+  }
+}
+
+class AtrFamily implements Family {
+  readonly slots = { '': newSlot() };
+  private readonly atr: Atr;
+  constructor(period: number) {
+    this.atr = new Atr(period);
+  }
+  add(s: CandleSeries, back: number): void {
+    const i = s.index(back);
+    this.atr.add(s.high[i]!, s.low[i]!, s.close[i]!);
+    shift(this.slots[''], this.atr.value);
+  }
+}
+
+class MacdFamily implements Family {
+  readonly slots = { macd: newSlot(), signal: newSlot(), histogram: newSlot() };
+  constructor(private readonly macd: Macd) {}
+  add(s: CandleSeries, back: number): void {
+    const m = this.macd;
+    m.add(s.close[s.index(back)]!);
+    shift(this.slots.macd, m.macd);
+    shift(this.slots.signal, m.signal);
+    shift(this.slots.histogram, m.histogram);
+  }
+}
+
+class BollingerFamily implements Family {
+  readonly slots = { upper: newSlot(), middle: newSlot(), lower: newSlot() };
+  constructor(private readonly bands: Bollinger) {}
+  add(s: CandleSeries, back: number): void {
+    const b = this.bands;
+    b.add(s.close[s.index(back)]!);
+    shift(this.slots.upper, b.upper);
+    shift(this.slots.middle, b.middle);
+    shift(this.slots.lower, b.lower);
   }
 }
 
@@ -89,11 +119,6 @@ class ChangeFamily implements Family {
     shift(this.slots[''], base !== 0 ? getPercentageChange(base, s.close[now]!) : NaN);
   }
 }
-
-const close = (s: CandleSeries, i: number) => s.close[i];
-const volume = (s: CandleSeries, i: number) => s.volume[i];
-// trading-signals' ATR keeps the object it is given (as the previous candle): a fresh one each time.
-const hlc = (s: CandleSeries, i: number) => ({ high: s.high[i]!, low: s.low[i]!, close: s.close[i]! });
 
 /** Identifies the shared indicator instance an operand reads from. */
 export function familyKey(o: Operand): string {
@@ -160,24 +185,20 @@ function createFamily(o: Operand): Family {
     case 'change':
       return new ChangeFamily(o.period);
     case 'rsi':
-      return new LibFamily(new RSI(o.period), close);
+      return new CloseFamily(new Rsi(o.period));
     case 'ema':
-      return new LibFamily(new EMA(o.period), close);
+      return new CloseFamily(new Ema(o.period));
     case 'sma':
-      return new LibFamily(new SMA(o.period), close);
+      return new CloseFamily(new Sma(o.period));
     case 'atr':
-      return new LibFamily(new ATR(o.period), hlc);
+      return new AtrFamily(o.period);
     case 'macd':
-      return new LibFamily(new MACD(new EMA(o.fast), new EMA(o.slow), new EMA(o.signal)), close, [
-        'macd',
-        'signal',
-        'histogram',
-      ]);
+      return new MacdFamily(new Macd(o.fast, o.slow, o.signal));
     case 'bollinger':
-      return new LibFamily(new BollingerBands(o.period, o.stdDev), close, ['upper', 'middle', 'lower']);
+      return new BollingerFamily(new Bollinger(o.period, o.stdDev));
     case 'volumeSma':
     case 'volumeRatio':
-      return new LibFamily(new SMA(o.period), volume, [''], newSlot());
+      return new VolumeFamily(o.period);
   }
 }
 
