@@ -70,7 +70,8 @@ export function sideBySide(runs: Row[][]): Row[] {
     const out: Row = { figure: row.figure ?? '' };
     values.forEach((v, r) => (out[`run ${r + 1}`] = v));
     out.median = numeric
-      ? round(median(values as number[]), 2)
+      ? // Small figures (cores used: 0.0151) keep their digits.
+        round(median(values as number[]), Math.abs(median(values as number[])) < 1 ? 4 : 2)
       : values.every((v) => v === values[0])
         ? values[0]!
         : '';
