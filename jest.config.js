@@ -34,6 +34,7 @@ module.exports = {
       testMatch: ['**/*.test.ts'],
       testPathIgnorePatterns: [...shared.testPathIgnorePatterns, '\\.unit\\.test\\.ts$'],
       globalSetup: '<rootDir>/test/global-setup.ts',
+      setupFilesAfterEnv: ['<rootDir>/test/retry-once.ts'],
       globalTeardown: '<rootDir>/test/global-teardown.ts',
     },
   ],

@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto';
-import { WorkflowNotFoundError } from '@temporalio/client';
+import { WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
 import { activeMachineStates } from '../common/machine-states';
 
 import { reconcileScheduleId } from '../worker/reconcile-schedule';
-import { durationMs, machineWorkflowId, stopUpdate } from '../workflows/contract';
+import { durationMs, machineWorkflowId, stopUpdate, type StopRequest } from '../workflows/contract';
 import { planReconcile, type ReconcileInput, type ReconcileReport } from '../workflows/reconcile-plan';
 import type { CommandOf } from './args';
 import type { OpsDeps } from './context';
@@ -28,14 +28,26 @@ export async function stop(c: CommandOf<'stop'>, deps: OpsDeps): Promise<void> {
     return nothing(described ? `last run ${described.status.toLowerCase()}` : 'none');
   deps.out(`stopping ${workflowId} (waits until its machine is destroyed)…\n`);
   try {
-    const answer = await deps.temporal.workflow.getHandle(workflowId).executeUpdate(stopUpdate, {
-      args: [{ reason: c.reason ? `operator: ${c.reason}` : 'operator', requestedBy: 'operator' }],
-    });
+    const request = { reason: c.reason ? `operator: ${c.reason}` : 'operator', requestedBy: 'operator' };
+    const answer = await sendStop(deps, workflowId, request);
     const s = checked(machineStatusSchema, answer, 'the stop update');
     deps.out(`${workflowId}: ${s.state}${s.reason ? ` (${s.reason})` : ''}\n`);
   } catch (err) {
     if (err instanceof WorkflowNotFoundError) return nothing('it ended meanwhile');
     throw err;
+  }
+}
+
+/** A run that is continuing as new refuses the update; the next run (latest, by workflow id) takes it. */
+async function sendStop(deps: OpsDeps, workflowId: string, request: StopRequest, attempts = 5): Promise<unknown> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await deps.temporal.workflow.getHandle(workflowId).executeUpdate(stopUpdate, { args: [request] });
+    } catch (err) {
+      const refused = err instanceof WorkflowUpdateFailedError && /continuing as new/.test(String(err.cause));
+      if (!refused || attempt >= attempts) throw err;
+      await new Promise((done) => setTimeout(done, 500));
+    }
   }
 }
 

@@ -71,6 +71,9 @@ export async function createMachineWorker(opts: {
     maxConcurrentActivityTaskExecutions: opts.maxConcurrentActivityTaskExecutions ?? 200,
     stickyQueueScheduleToStartTimeout: opts.stickyQueueScheduleToStartTimeout ?? '10 seconds',
     shutdownGraceTime: '10 seconds',
+    // A drain that has not finished by then is abandoned (run() rejects and the process exits): the
+    // server retries whatever was in flight, and a stuck poll or activity can't keep a replaced worker alive.
+    shutdownForceTime: '25 seconds',
     // Cancellation reaches an activity with a heartbeat's answer: keep that prompt for long Fly waits.
     defaultHeartbeatThrottleInterval: '2 seconds',
     maxHeartbeatThrottleInterval: '5 seconds',

@@ -106,6 +106,8 @@ async function main() {
   await tracing?.shutdown();
   await store.close();
   await connection.close();
+  // Everything is closed; a handle some library left open must not keep the process (and its machine) alive.
+  setTimeout(() => process.exit(0), 5000).unref();
 }
 
 main().catch((err: unknown) => {

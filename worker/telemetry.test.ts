@@ -10,11 +10,12 @@ import {
   type MachineStack,
 } from '../test/machine-stack';
 import { connectToTestServer, testAddress, uniqueId } from '../test/temporal';
-import { until, untilValue } from '../test/kit/wait';
-import { untilStatus } from '../test/kit/workflow-status';
+import { until, untilValue, within } from '../test/kit/wait';
+import { explainWorkflow, untilStatus } from '../test/kit/workflow-status';
 import { exited, freePort, killGroup, spawnWorker } from '../test/kit/processes';
 
-jest.setTimeout(180_000);
+// The waits below are each bounded and named, and add up to less than this.
+jest.setTimeout(240_000);
 
 /** The status of GET url, or undefined when nothing answers. */
 const statusOf = (url: string) =>
@@ -73,8 +74,13 @@ describe('the worker process: /healthz, one Prometheus endpoint, JSON logs, OTLP
     });
     await new Promise<void>((done) => collector.listen(0, '127.0.0.1', done));
   });
+  afterEach(async () => {
+    if (worker) await killGroup(worker, 'SIGKILL'); // a failed attempt leaves no worker behind
+    worker = undefined;
+    stdout.length = 0;
+    exported.length = 0;
+  });
   afterAll(async () => {
-    if (worker) await killGroup(worker, 'SIGKILL');
     collector?.close();
     await stack?.close();
     await server?.close();
@@ -118,7 +124,7 @@ describe('the worker process: /healthz, one Prometheus endpoint, JSON logs, OTLP
     };
 
     await until('the worker’s /healthz to answer 200', async () => (await statusOf(healthz)) === 200, {
-      timeoutMs: 90_000,
+      timeoutMs: 60_000,
       everyMs: 250,
       abortIf: alive,
     });
@@ -136,7 +142,7 @@ describe('the worker process: /healthz, one Prometheus endpoint, JSON logs, OTLP
       workflowId: machineWorkflowId(userId),
       args: [{ userId, region: 'ams', cpuPriority: 'low', settings: { renewalInterval: '1 second' } }],
     });
-    await untilStatus(handle, 'running', (s) => s.state === 'running', 60_000);
+    await untilStatus(handle, 'running', (s) => s.state === 'running', 45_000);
 
     // Ours land next to the SDK's on the one endpoint: renewals (1 s interval), the fleet gauge, provisioning time.
     const metrics = await untilValue(
@@ -161,7 +167,12 @@ describe('the worker process: /healthz, one Prometheus endpoint, JSON logs, OTLP
     // The health port serves the same text at /metrics.
     expect(await text(`http://127.0.0.1:${healthPort}/metrics`)).toContain('cloud_execution_renewals_total');
 
-    await handle.executeUpdate(stopUpdate, { args: [{ reason: 'done', requestedBy: 'test' }] });
+    await within(
+      'the stop update to be answered',
+      handle.executeUpdate(stopUpdate, { args: [{ reason: 'done', requestedBy: 'test' }] }),
+      30_000,
+      () => explainWorkflow(handle),
+    );
 
     // Every stdout line is one JSON object of the `worker` service; the SDK's lines carry its metadata.
     const lines = stdout.map((l) => JSON.parse(l) as Record<string, unknown>);
@@ -183,10 +194,11 @@ describe('the worker process: /healthz, one Prometheus endpoint, JSON logs, OTLP
 
     // SIGTERM: the worker drains and exits; /healthz stops answering 200 (503 while draining, then nothing).
     process.kill(-worker.pid!, 'SIGTERM');
-    await until('/healthz to stop answering 200', async () => (await statusOf(healthz)) !== 200, 30_000);
+    await until('/healthz to stop answering 200', async () => (await statusOf(healthz)) !== 200, 20_000);
     const closed = new Promise<void>((done) => proc.once('close', () => done()));
-    await exited(worker);
-    await closed; // every line written before the exit has been read
+    const lastLines = () => `its last lines: ${stdout.slice(-5).join('\n')}`;
+    await within('the worker to exit after SIGTERM', exited(worker), 30_000, lastLines);
+    await within('the worker’s stdout to close', closed, 5_000); // every line written before the exit has been read
     expect(await statusOf(healthz)).toBeUndefined();
     // The worker flushed its spans on the way out: the workflow's and its activities', in one trace per run.
     const spans = spansOf(exported);

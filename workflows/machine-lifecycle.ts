@@ -45,6 +45,7 @@ import {
   type MachineLifecycleInput,
   type MachineStatus,
   type RollImageResult,
+  type StopRequest,
 } from './contract';
 
 /**
@@ -89,6 +90,8 @@ export async function machineLifecycle(input: MachineLifecycleInput): Promise<Ma
   let finished = false;
   /** Set once the run stops taking work (its loop has ended): a rollImage update is then refused or skipped. */
   let ending = false;
+  /** Set once the run has chosen continue-as-new: a stop update then goes to the next run (refused here). */
+  let continuing = false;
   let rollSeq = 0;
   /** rollImage updates accepted and not yet answered (undefined), by request id. */
   const rollAnswers = new Map<number, RollImageResult | undefined>();
@@ -103,11 +106,20 @@ export async function machineLifecycle(input: MachineLifecycleInput): Promise<Ma
   // --- messages: each only updates the inbox; the loop acts on it ------------------------------------
   setHandler(statusQuery, status);
   setHandler(stopSignal, (req) => void (ctx.inbox = onStop(ctx.inbox, req)));
-  setHandler(stopUpdate, async (req) => {
-    ctx.inbox = onStop(ctx.inbox, req);
-    await condition(() => finished);
-    return status();
-  });
+  setHandler(
+    stopUpdate,
+    async (req) => {
+      ctx.inbox = onStop(ctx.inbox, req);
+      await condition(() => finished);
+      return status();
+    },
+    {
+      // Accepted now it would wait for a `finished` this run never reaches, and hold up continue-as-new.
+      validator: (_req: StopRequest) => {
+        if (continuing) throw new Error('the workflow is continuing as new: send stop again');
+      },
+    },
+  );
   const billing =
     (type: 'tier.changed' | 'payment.failed' | 'payment.recovered') =>
     (e: { eventId: string; occurredAt: string; tier?: string }) =>
@@ -234,6 +246,7 @@ export async function machineLifecycle(input: MachineLifecycleInput): Promise<Ma
 
   endRolls(end === 'continueAsNew' ? 'the workflow continued as new: send rollImage again' : `stopping: ${end.reason}`);
   if (end === 'continueAsNew') {
+    continuing = true;
     await condition(allHandlersFinished);
     // Nudges not yet acted on are not lost: the next run reads the stored billing state first.
     return continueAsNew<typeof machineLifecycle>({

@@ -57,3 +57,26 @@ export async function untilValue<T>(
     throw new Error(`${error.message}; last ${JSON.stringify(last?.value)}`);
   }
 }
+
+/**
+ * Waits for `promise` at most `timeoutMs`; on timeout the error names `what` and adds `explain()`'s
+ * answer (e.g. the workflow's pending activities), so a hang says where it was instead of ending the
+ * whole test at Jest's timeout.
+ */
+export async function within<T>(
+  what: string,
+  promise: Promise<T>,
+  timeoutMs: number,
+  explain?: () => Promise<string> | string,
+): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<'late'>((done) => (timer = setTimeout(() => done('late'), timeoutMs)));
+  try {
+    const first = await Promise.race([promise.then((value) => ({ value })), late]);
+    if (first !== 'late') return first.value;
+  } finally {
+    clearTimeout(timer);
+  }
+  const why = explain ? await Promise.resolve(explain()).catch((e: unknown) => `(explain failed: ${String(e)})`) : '';
+  throw new Error(`${timedOut(timeoutMs, what)}${why ? `; ${why}` : ''}`);
+}
