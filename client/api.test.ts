@@ -1,11 +1,12 @@
 import type { z } from 'zod';
 import WebSocket from 'ws';
 import type { MachineStatusResponse, provisionResponseSchema, stopResponseSchema } from '../api/machines';
+import type { Options as ApiOptions } from '../api/options';
 import { createApiStack, type ApiStack } from '../api/test-support/api-stack';
 import { untilValue } from '../test/kit/wait';
 import { createCloudExecutionClient, type CloudExecutionClient } from './api';
 import { CloudExecutionError } from './errors';
-import type { MachineStatus, ProvisionResponse, StopResponse } from './schemas';
+import type { MachineStatus, Options, ProvisionResponse, StopResponse } from './schemas';
 import type { ConnectionHealth, StopReason } from './stream';
 
 jest.setTimeout(120_000);
@@ -17,7 +18,8 @@ const agree: [
   Same<MachineStatus, MachineStatusResponse>,
   Same<ProvisionResponse, z.infer<typeof provisionResponseSchema>>,
   Same<StopResponse, z.infer<typeof stopResponseSchema>>,
-] = [true, true, true];
+  Same<Required<Options>, ApiOptions>, // `auth` is optional in the client only: older APIs lack it
+] = [true, true, true, true];
 
 /** Every 150 ms: each user's calls to the API are rate limited (60 a minute by default). */
 const until = <T>(what: string, read: () => Promise<T> | T, ok: (v: T) => boolean, timeoutMs = 60_000) =>
@@ -36,7 +38,14 @@ describe('the client against the real API (real machine runtime)', () => {
   });
 
   test('response types agree with the API', () => {
-    expect(agree).toEqual([true, true, true]);
+    expect(agree).toEqual([true, true, true, true]);
+  });
+
+  test('options: the start form’s choices and how a page signs in, without a token', async () => {
+    const options = await clientFor(null).options();
+    expect(options.regions[0]).toEqual({ code: options.defaults.region, name: expect.any(String) });
+    expect(options.cpuPriorities.map((p) => p.value)).toContain(options.defaults.cpuPriority);
+    expect(options.auth).toEqual({ supabase: null, devSignIn: false }); // the stack names no Supabase project
   });
 
   test('provision, status, live stream, stop: the whole flow', async () => {

@@ -162,6 +162,10 @@ export const optionsSchema = z.object({
     }),
   ),
   defaults: z.object({ region: z.string(), cpuPriority: z.enum(cpuPriorities) }),
+  /** How a page signs in: Supabase Auth (its URL and public anon key) and/or local mode's dev sign-in. */
+  auth: z.optional(
+    z.object({ supabase: z.nullable(z.object({ url: z.string(), anonKey: z.string() })), devSignIn: z.boolean() }),
+  ), // optional: an API from before sign-in options lacks it
 });
 export type Options = z.infer<typeof optionsSchema>;
 

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { CATCH_UP_MESSAGE, catchUpMaxMs } from '../common/catch-up';
 import { ConfigError, parseEnv, pickEnv } from '../common/config';
 
 export const runtimeEnv = {
@@ -23,27 +24,16 @@ export const runtimeEnv = {
     .string()
     .default('1 hour')
     .transform((v, ctx) => {
-      const ms = durationMs(v);
-      if (ms === undefined || ms > maxCatchUpMs) {
-        ctx.addIssue({
-          code: 'custom',
-          message: 'must be a duration up to 24 hours, e.g. "1 hour", "30 minutes" or 0',
-        });
+      const ms = catchUpMaxMs(v);
+      if (ms === undefined) {
+        ctx.addIssue({ code: 'custom', message: CATCH_UP_MESSAGE });
         return z.NEVER;
       }
       return ms;
     }),
 };
 
-const maxCatchUpMs = 24 * 3_600_000;
-const units: Record<string, number> = { s: 1_000, m: 60_000, h: 3_600_000 };
-
-/** "90 seconds", "30 minutes", "1 hour", "45s", "2h", or plain seconds ("0": off); undefined if not one. */
-export function durationMs(v: string): number | undefined {
-  const m = /^\s*(\d+)\s*(s|secs?|seconds?|m|mins?|minutes?|h|hours?)?\s*$/i.exec(v);
-  if (!m) return undefined;
-  return Number(m[1]) * units[(m[2] ?? 's')[0]!.toLowerCase()]!;
-}
+export { durationMs } from '../common/catch-up';
 export type MachineRuntimeConfig = ReturnType<typeof loadConfig>;
 
 /** Validates the environment; a ConfigError names every bad or missing variable. */

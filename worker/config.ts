@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { contractEnv, DEV_FLY_TOKEN, flyApiEnv, parseEnv, temporalEnv } from '../common/config';
 import { flyIssues, machineStoreIssues, refuse, storeIssues } from '../common/config-checks';
 import { logLevels } from '../common/log';
+import { CATCH_UP_MESSAGE, catchUpMaxMs } from '../common/catch-up';
 import { durationSchema } from '../workflows/schemas';
 import { HEALTH_SWEEP_DEFAULT_INTERVAL } from './health-sweep-schedule';
 
@@ -19,6 +20,14 @@ export const workerEnvShape = {
   BINANCE_REST_URL: contractEnv.BINANCE_REST_URL,
   /** The API's address as machines reach it: its machine routes (traders, signals, AI notes). */
   MACHINE_API_URL: z.url({ message: 'must be the API base URL machines can reach' }).optional(),
+  /**
+   * Given to every machine: after a restart, how old a close missed while it was down may be and still
+   * fire (machine-runtime/README.md, "Restarts"). Unset: the runtime's own default (1 hour).
+   */
+  RUNTIME_CATCHUP_MAX: z
+    .string()
+    .refine((v) => catchUpMaxMs(v) !== undefined, { message: CATCH_UP_MESSAGE }) // the runtime's own rule
+    .optional(),
   WORKER_MAX_CACHED_WORKFLOWS: z.coerce.number().int().min(0).default(1000),
   WORKER_MAX_CONCURRENT_ACTIVITIES: z.coerce.number().int().positive().default(200),
   /**
@@ -117,5 +126,6 @@ export function runtimeEnvFor(config: WorkerConfig): Record<string, string> {
   }
   // The API's machine routes: traders and signals (without Supabase), AI notes (the Gemini key stays there).
   if (config.MACHINE_API_URL) env.MACHINE_API_URL = config.MACHINE_API_URL;
+  if (config.RUNTIME_CATCHUP_MAX) env.RUNTIME_CATCHUP_MAX = config.RUNTIME_CATCHUP_MAX;
   return env;
 }

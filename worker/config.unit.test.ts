@@ -58,3 +58,20 @@ describe('the health sweep Schedule (HEALTH_SWEEP_*)', () => {
     );
   });
 });
+
+describe('RUNTIME_CATCHUP_MAX: given to every machine as the runtime reads it', () => {
+  const store = { DATABASE_URL: 'postgres://owner:pw@127.0.0.1:5432/db', MACHINE_API_URL: 'http://127.0.0.1:3000' };
+  test('unset: not passed (the runtime’s 1-hour default); set: passed as written; 0 turns catch-up off', () => {
+    expect(runtimeEnvFor(loadWorkerConfig({ ...base, ...store }))).not.toHaveProperty('RUNTIME_CATCHUP_MAX');
+    for (const value of ['30 minutes', '0', '2h'])
+      expect(runtimeEnvFor(loadWorkerConfig({ ...base, ...store, RUNTIME_CATCHUP_MAX: value }))).toMatchObject({
+        RUNTIME_CATCHUP_MAX: value,
+      });
+  });
+  test('a value a machine would refuse stops the worker, naming the variable', () => {
+    for (const bad of ['2 days', '25 hours', 'soon', '1.5 hours'])
+      expect(() => loadWorkerConfig({ ...base, ...store, RUNTIME_CATCHUP_MAX: bad })).toThrow(
+        /RUNTIME_CATCHUP_MAX.*duration up to 24 hours/,
+      );
+  });
+});
