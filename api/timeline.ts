@@ -3,11 +3,9 @@ import { z } from 'zod';
 import { reasonCodes } from '../common/reason-codes';
 import { rangeBounds, resolveUptimeRange, UPTIME_MAX_DAYS, uptimeRangeProblem } from '../common/uptime-ledger';
 import { uptimeReport, type UptimePolicy } from '../common/uptime-slo';
-import type { PostgresStore } from '../store/postgres';
-import { createSupabaseUserStore } from '../store/supabase';
 import { parseTimelineCursor, TIMELINE_DEFAULT_LIMIT, TIMELINE_MAX_LIMIT } from '../store/timeline';
-import type { ServiceStore, UserHistoryStore } from '../store/types';
-import { bearerToken, type AuthenticatedUser } from './auth';
+import type { UserHistoryStore } from '../store/types';
+import type { AuthenticatedUser } from './auth';
 import { HttpProblem, zodErrors } from './problem';
 
 /**
@@ -84,21 +82,6 @@ export const uptimeResponseSchema = z.object({
     creditTable: z.array(z.object({ belowPercent: z.number(), creditPercent: z.number() })),
   }),
 });
-
-/** The caller's own history store under RLS: Postgres as the user, or PostgREST with their token; else none. */
-export function historyStoreFor(deps: {
-  store: ServiceStore;
-  config: { SUPABASE_URL?: string; SUPABASE_ANON_KEY?: string };
-}): ((user: AuthenticatedUser, req: FastifyRequest) => UserHistoryStore) | undefined {
-  const { store } = deps;
-  if ('asUser' in store) return (user) => (store as PostgresStore).asUser(user.id);
-  const { SUPABASE_URL: url, SUPABASE_ANON_KEY: anonKey } = deps.config;
-  if (!url || !anonKey) return undefined;
-  return (user, req) => {
-    const token = bearerToken(req, false)!; // the route's auth hook verified it
-    return createSupabaseUserStore({ url, anonKey, userId: user.id, getAccessToken: () => token });
-  };
-}
 
 export function registerTimelineRoutes(
   app: FastifyInstance,
