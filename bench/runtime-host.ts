@@ -86,8 +86,8 @@ async function main() {
   const profileDir = process.env.BENCH_PROFILE;
   const inspector = profileDir ? new Session() : undefined;
   inspector?.connect();
-  const post = (method: string) =>
-    new Promise<unknown>((res, rej) => inspector!.post(method, (err, r) => (err ? rej(err) : res(r))));
+  const post = (method: string, params?: object) =>
+    new Promise<unknown>((res, rej) => inspector!.post(method, params, (err, r) => (err ? rej(err) : res(r))));
   // Tracing (the budget run): every 10 ms, when it moved, the frames read and closes evaluated so far.
   let trace: { samples: [number, number, number][]; timer: NodeJS.Timeout } | undefined;
   const sample = () => {
@@ -110,7 +110,13 @@ async function main() {
     }
     if (m.type === 'status') send({ warmingUp: rt.feed.status().warmingUp, streams: rt.feed.status().streams });
     if (m.type === 'cpu-start') {
-      void (inspector ? post('Profiler.enable').then(() => post('Profiler.start')) : Promise.resolve()).then(() => {
+      // BENCH_PROFILE_US: the sampling interval (V8's default, 1000 µs, is coarse for a 10 ms burst).
+      const interval = Number(process.env.BENCH_PROFILE_US ?? 0);
+      const begin = () =>
+        post('Profiler.enable')
+          .then(() => (interval > 0 ? post('Profiler.setSamplingInterval', { interval }) : undefined))
+          .then(() => post('Profiler.start'));
+      void (inspector ? begin() : Promise.resolve()).then(() => {
         cpuFrom = process.cpuUsage();
         send({});
       });

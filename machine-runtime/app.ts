@@ -3,7 +3,7 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import type { UserStore } from '../store/types';
 import { createTokenVerifier, unverifiedExpiry, type TokenVerifier } from './auth';
 import { createBrowserHub, registerBrowserRoute } from './browser-hub';
-import { streamKey, type Candle } from './candles';
+import type { Candle } from './candles';
 import { CheckpointKeeper } from './checkpoint';
 import { registerControlRoutes } from './control';
 import { TraderEngine } from './engine';
@@ -135,16 +135,15 @@ export async function startMachineRuntime(deps: MachineRuntimeDeps) {
     clock,
     log,
     metrics,
-    onClosed: (candles, source) => {
+    onClosed: (candles, source, key) => {
       const before = engine.stats.evaluations;
       const last = candles[candles.length - 1]!;
-      const key = streamKey(last.symbol, last.interval);
       if (source === 'warmup') {
         // History is evaluated silently; after a restart, the closes missed since the checkpoint fire.
         const { from, mayFire } = checkpoint.plan(key, candles);
-        if (from > 0) engine.onClosed(from < candles.length ? candles.slice(0, from) : candles, false);
-        if (from < candles.length) engine.onClosed(candles.slice(from), true, mayFire);
-      } else engine.onClosed(candles, true);
+        if (from > 0) engine.onClosed(from < candles.length ? candles.slice(0, from) : candles, false, undefined, key);
+        if (from < candles.length) engine.onClosed(candles.slice(from), true, mayFire, key);
+      } else engine.onClosed(candles, true, undefined, key);
       checkpoint.evaluatedUpTo(key, last.openTime);
       metrics.evaluations.inc(engine.stats.evaluations - before);
     },

@@ -1,6 +1,6 @@
 import type { Trader } from '../store/types';
 import { parseStreamKey, streamKey, type Candle } from './candles';
-import { StreamState, operandKey } from './indicators';
+import { StreamState, operandKey, type Slot } from './indicators';
 import { defaultBudget, fitToBudget, type MachineBudget } from './trader-limits';
 import {
   isGroup,
@@ -18,6 +18,8 @@ export interface LoadedTrader {
   updatedAt: number;
   def: TraderDefinition;
   operands: Operand[];
+  /** `operandKey` of each operand, in order: the names of a firing's `values`. */
+  operandKeys: string[];
 }
 
 /** One trader on one stream: its filter compiled against that stream's indicator slots. */
@@ -26,6 +28,10 @@ interface Binding {
   test: () => boolean;
   /** Filter result on the previous closed candle (for `fireOn: 'change'`). */
   last: boolean;
+  /** `fireOn: 'change'`: read per binding per candle, so kept here rather than three loads away. */
+  onChange: boolean;
+  /** The slot of each of the trader's operands on this stream (`state.value` of a firing, without lookups). */
+  slots: Readonly<Slot>[];
 }
 
 /** A followed stream: its candles and indicators, and the traders that watch it. */
@@ -109,7 +115,9 @@ export class TraderEngine {
           invalid.push({ id: row.id, name: row.name, error: parsed.error });
           continue;
         }
-        trader = { id: row.id, name: row.name, updatedAt, def: parsed.data, operands: operandsOf(parsed.data.filter) };
+        const operands = operandsOf(parsed.data.filter);
+        const operandKeys = operands.map(operandKey);
+        trader = { id: row.id, name: row.name, updatedAt, def: parsed.data, operands, operandKeys };
       }
       const unknown = trader.def.symbols.find((s) => opts.unknownSymbols?.has(s));
       if (unknown) {
@@ -163,7 +171,8 @@ export class TraderEngine {
         const test = compileGroup(trader.def.filter, state);
         // A new or edited trader starts from what the data says now, so it fires on the next change only.
         const last = lastOf.get(trader) ?? (state.candles.size > 0 && test());
-        return { trader, test, last };
+        const onChange = trader.def.fireOn === 'change';
+        return { trader, test, last, onChange, slots: trader.operands.map((o) => state.slot(o)) };
       });
     }
     return { loaded: next.length, invalid };
@@ -191,12 +200,14 @@ export class TraderEngine {
    * Feeds closed candles in order. `evaluate: false` (warm-up history) updates indicators and the
    * change state without firing: that alone rebuilds each trader's previous result after a restart.
    * `replay` marks missed closes evaluated after a restart (checkpoint.ts): only the traders it
-   * accepts fire, flagged `replayed`. Candles not newer than the last one are ignored.
+   * accepts fire, flagged `replayed`. Candles not newer than the last one are ignored. `key`, when
+   * the caller has it (the feed does), is every candle's `streamKey`: one string per stream, hashed
+   * once, instead of a key built per candle.
    */
-  onClosed(candles: readonly Candle[], evaluate: boolean, replay?: (t: LoadedTrader) => boolean): void {
+  onClosed(candles: readonly Candle[], evaluate: boolean, replay?: (t: LoadedTrader) => boolean, key?: string): void {
     for (let n = 0; n < candles.length; n++) {
       const c = candles[n]!;
-      const stream = this.streamsByKey.get(streamKey(c.symbol, c.interval));
+      const stream = this.streamsByKey.get(key ?? streamKey(c.symbol, c.interval));
       const last = stream?.state.lastOpenTime;
       if (!stream || (last !== undefined && c.openTime <= last)) {
         this.stats.ignoredCandles++;
@@ -211,24 +222,29 @@ export class TraderEngine {
         const result = b.test();
         const was = b.last;
         b.last = result;
-        if (!evaluate || !result || (was && b.trader.def.fireOn === 'change')) continue;
+        if (!evaluate || !result || (was && b.onChange)) continue;
         if (replay && !replay(b.trader)) continue;
-        this.fire(b.trader, state, c, replay !== undefined);
+        this.fire(b, c, replay !== undefined);
       }
       this.stats.lastEvaluationAt = Date.now();
       this.opts.onCandle?.(c, evaluate);
     }
   }
 
-  private fire(t: LoadedTrader, state: StreamState, c: Candle, replayed: boolean): void {
+  private fire(b: Binding, c: Candle, replayed: boolean): void {
+    const t = b.trader;
     const id = `${t.id}|${c.symbol}|${c.interval}|${c.openTime}`;
     if (this.recentFirings.has(id)) return;
     this.recentFirings.add(id);
     if (this.recentFirings.size > recentFiringsLimit) {
       this.recentFirings.delete(this.recentFirings.values().next().value!);
     }
+    // What `state.value(o)` reads: each operand's current value, null while it has none.
     const values: Record<string, number | null> = {};
-    for (const o of t.operands) values[operandKey(o)] = state.value(o);
+    for (let i = 0; i < b.slots.length; i++) {
+      const v = b.slots[i]!.cur;
+      values[t.operandKeys[i]!] = Number.isNaN(v) ? null : v;
+    }
     this.stats.firings++;
     this.opts.onFire({ trader: { id: t.id, name: t.name }, candle: c, values, replayed });
   }

@@ -65,102 +65,188 @@ export function toCandle(c: Candle): Candle {
   };
 }
 
-/**
- * Reads a combined-stream kline frame without JSON.parse when it is laid out exactly as Binance sends
- * it (machine-runtime/README.md, "Feed"): the keys in Binance's order, no whitespace, no escapes.
- * JSON.parse would build an object tree with a string per field for every frame, most of them
- * updates of a candle still forming; this reads the fields in place, in one pass without closures,
- * slicing only the fields it keeps. Numbers are converted exactly as the general path converts them
- * (`Number(...)`; a time of plain digits is summed in place, which is the same integer). Anything
- * that deviates by a character returns undefined and takes the general path (JSON.parse), which also
- * decides what is malformed.
- */
-export function scanKlineFrame(text: string): (Candle & { closed: boolean; eventTime: number }) | undefined {
-  // A backslash can only be inside a string (anywhere else the layout breaks): an escape, not ours.
-  if (text.indexOf('\\') >= 0 || !text.startsWith('{"stream":"')) return undefined;
-  let p = text.indexOf('"', 11); // the stream name
-  if (p < 0 || !text.startsWith(',"data":{"e":"kline","E":', ++p)) return undefined;
-  let end = numberEnd(text, (p += 25));
-  const eventTime = integer(text, p, end);
-  if (end === p || !text.startsWith(',"s":"', end)) return undefined;
-  p = text.indexOf('"', end + 6); // the symbol again
-  if (p < 0 || !text.startsWith(',"k":{"t":', ++p)) return undefined;
-  end = numberEnd(text, (p += 10));
-  const openTime = integer(text, p, end);
-  if (end === p || !text.startsWith(',"T":', end)) return undefined;
-  end = numberEnd(text, (p = end + 5));
-  const closeTime = integer(text, p, end);
-  if (end === p || !text.startsWith(',"s":"', end)) return undefined;
-  end = text.indexOf('"', (p = end + 6));
-  if (end < 0) return undefined;
-  const symbol = text.slice(p, end);
-  if (!text.startsWith(',"i":"', ++end)) return undefined;
-  end = text.indexOf('"', (p = end + 6));
-  if (end < 0) return undefined;
-  const interval = text.slice(p, end);
-  if (!text.startsWith(',"f":', ++end)) return undefined;
-  end = numberEnd(text, (p = end + 5));
-  if (end === p || !text.startsWith(',"L":', end)) return undefined;
-  end = numberEnd(text, (p = end + 5));
-  if (end === p || !text.startsWith(',"o":"', end)) return undefined;
-  end = text.indexOf('"', (p = end + 6));
-  if (end < 0) return undefined;
-  const open = Number(text.slice(p, end));
-  if (!text.startsWith(',"c":"', ++end)) return undefined;
-  end = text.indexOf('"', (p = end + 6));
-  if (end < 0) return undefined;
-  const close = Number(text.slice(p, end));
-  if (!text.startsWith(',"h":"', ++end)) return undefined;
-  end = text.indexOf('"', (p = end + 6));
-  if (end < 0) return undefined;
-  const high = Number(text.slice(p, end));
-  if (!text.startsWith(',"l":"', ++end)) return undefined;
-  end = text.indexOf('"', (p = end + 6));
-  if (end < 0) return undefined;
-  const low = Number(text.slice(p, end));
-  if (!text.startsWith(',"v":"', ++end)) return undefined;
-  end = text.indexOf('"', (p = end + 6));
-  if (end < 0) return undefined;
-  const volume = Number(text.slice(p, end));
-  if (!text.startsWith(',"n":', ++end)) return undefined;
-  end = numberEnd(text, (p = end + 5));
-  if (end === p || !text.startsWith(',"x":', end)) return undefined;
-  p = end + 5;
-  const closed = text.startsWith('true', p);
-  if (closed) p += 4;
-  else if (text.startsWith('false', p)) p += 5;
-  else return undefined;
-  for (const key of unkept) {
-    if (!text.startsWith(key, p)) return undefined;
-    p = text.indexOf('"', p + 6);
-    if (p++ < 0) return undefined;
-  }
-  if (p !== text.length - 3 || !text.endsWith('}}}')) return undefined;
-  return { symbol, interval, openTime, closeTime, open, high, low, close, volume, closed, eventTime };
+/** A kline read by `scanKline`: the candle's fields, whether it closed, and the event time. */
+export interface ScannedKline extends Candle {
+  closed: boolean;
+  eventTime: number;
 }
 
+/** A scratch kline for `scanKline` to fill (one per feed: frames are read one at a time). */
+export const scannedKline = (): ScannedKline => ({
+  symbol: '',
+  interval: '',
+  openTime: 0,
+  closeTime: 0,
+  open: 0,
+  high: 0,
+  low: 0,
+  close: 0,
+  volume: 0,
+  closed: false,
+  eventTime: 0,
+});
+
+/** `scanKline` on a string (tests, callers holding text): the same reading, of its UTF-8 bytes. */
+export function scanKlineFrame(text: string): ScannedKline | undefined {
+  const out = scannedKline();
+  return scanKline(Buffer.from(text), out) ? out : undefined;
+}
+
+const bytes = (s: string) => Buffer.from(s, 'latin1');
+const HEAD = bytes('{"stream":"');
+const DATA = bytes(',"data":{"e":"kline","E":');
+const SYMBOL = bytes(',"s":"');
+const KLINE = bytes(',"k":{"t":');
+const CLOSE_TIME = bytes(',"T":');
+const INTERVAL = bytes(',"i":"');
+const FIRST = bytes(',"f":');
+const LAST = bytes(',"L":');
+const OPEN = bytes(',"o":"');
+const CLOSE = bytes(',"c":"');
+const HIGH = bytes(',"h":"');
+const LOW = bytes(',"l":"');
+const VOLUME = bytes(',"v":"');
+const TRADES = bytes(',"n":');
+const CLOSED = bytes(',"x":');
+const TRUE = bytes('true');
+const FALSE = bytes('false');
 /** The kline's last fields, read past and not kept. */
-const unkept = [',"q":"', ',"V":"', ',"Q":"', ',"B":"'];
+const UNKEPT = [',"q":"', ',"V":"', ',"Q":"', ',"B":"'].map(bytes);
+const TAIL = bytes('}}}');
+const QUOTE = 34;
+const BACKSLASH = 92;
+
+/**
+ * Reads a combined-stream kline frame, as the socket delivered it (UTF-8 bytes), without JSON.parse
+ * and without decoding it to a string, when it is laid out exactly as Binance sends it
+ * (machine-runtime/README.md, "Feed"): the keys in Binance's order, no whitespace, no escapes. Most
+ * frames are updates of a candle still forming, so this is the feed's hot path: JSON.parse (or a
+ * string per frame and a slice per field) would allocate for every one of them. Fills `out` and
+ * returns true; anything that deviates by a byte returns false and takes the general path
+ * (JSON.parse), which also decides what is malformed. Numbers are exactly what `Number(...)` of the
+ * field's text gives (`decimal`, `integer`); only the symbol and interval become strings. Bytes
+ * above 0x7f (UTF-8) can only sit inside strings, where they are decoded as the text would be.
+ */
+export function scanKline(b: Buffer, out: ScannedKline): boolean {
+  // A backslash can only be inside a string (anywhere else the layout breaks): an escape, not ours.
+  if (b.indexOf(BACKSLASH) >= 0 || !at(b, 0, HEAD)) return false;
+  let p = quoteAfter(b, HEAD.length); // the stream name
+  if (p < 0 || !at(b, ++p, DATA)) return false;
+  let end = numberEnd(b, (p += DATA.length));
+  if (end === p || !at(b, end, SYMBOL)) return false;
+  out.eventTime = integer(b, p, end);
+  p = quoteAfter(b, end + SYMBOL.length); // the symbol again
+  if (p < 0 || !at(b, ++p, KLINE)) return false;
+  end = numberEnd(b, (p += KLINE.length));
+  if (end === p || !at(b, end, CLOSE_TIME)) return false;
+  out.openTime = integer(b, p, end);
+  end = numberEnd(b, (p = end + CLOSE_TIME.length));
+  if (end === p || !at(b, end, SYMBOL)) return false;
+  out.closeTime = integer(b, p, end);
+  end = quoteAfter(b, (p = end + SYMBOL.length));
+  if (end < 0 || !at(b, end + 1, INTERVAL)) return false;
+  out.symbol = text(b, p, end);
+  end = quoteAfter(b, (p = end + 1 + INTERVAL.length));
+  if (end < 0 || !at(b, end + 1, FIRST)) return false;
+  out.interval = text(b, p, end);
+  end = numberEnd(b, (p = end + 1 + FIRST.length));
+  if (end === p || !at(b, end, LAST)) return false;
+  end = numberEnd(b, (p = end + LAST.length));
+  if (end === p || !at(b, end, OPEN)) return false;
+  end = quoteAfter(b, (p = end + OPEN.length));
+  if (end < 0 || !at(b, end + 1, CLOSE)) return false;
+  out.open = decimal(b, p, end);
+  end = quoteAfter(b, (p = end + 1 + CLOSE.length));
+  if (end < 0 || !at(b, end + 1, HIGH)) return false;
+  out.close = decimal(b, p, end);
+  end = quoteAfter(b, (p = end + 1 + HIGH.length));
+  if (end < 0 || !at(b, end + 1, LOW)) return false;
+  out.high = decimal(b, p, end);
+  end = quoteAfter(b, (p = end + 1 + LOW.length));
+  if (end < 0 || !at(b, end + 1, VOLUME)) return false;
+  out.low = decimal(b, p, end);
+  end = quoteAfter(b, (p = end + 1 + VOLUME.length));
+  if (end < 0 || !at(b, end + 1, TRADES)) return false;
+  out.volume = decimal(b, p, end);
+  end = numberEnd(b, (p = end + 1 + TRADES.length));
+  if (end === p || !at(b, end, CLOSED)) return false;
+  p = end + CLOSED.length;
+  out.closed = at(b, p, TRUE);
+  if (out.closed) p += TRUE.length;
+  else if (at(b, p, FALSE)) p += FALSE.length;
+  else return false;
+  for (let k = 0; k < UNKEPT.length; k++) {
+    if (!at(b, p, UNKEPT[k]!)) return false;
+    p = quoteAfter(b, p + UNKEPT[k]!.length);
+    if (p++ < 0) return false;
+  }
+  return p === b.length - TAIL.length && at(b, p, TAIL);
+}
+
+/** Whether `lit` is at `p` in `b`. */
+function at(b: Buffer, p: number, lit: Buffer): boolean {
+  if (p + lit.length > b.length) return false;
+  for (let i = 0; i < lit.length; i++) if (b[p + i] !== lit[i]) return false;
+  return true;
+}
+
+/** The next `"` at or after `p` (-1: none). */
+function quoteAfter(b: Buffer, p: number): number {
+  for (; p < b.length; p++) if (b[p] === QUOTE) return p;
+  return -1;
+}
+
+/** Node's own Latin-1 decoder, without `toString`'s argument handling (a third of a short field's cost). */
+type Latin1 = { latin1Slice(from: number, to: number): string };
+
+/** The string between `from` and `to`, decoded as the whole frame's text would be. */
+function text(b: Buffer, from: number, to: number): string {
+  for (let i = from; i < to; i++) if (b[i]! > 0x7f) return b.toString('utf8', from, to);
+  return (b as unknown as Latin1).latin1Slice(from, to);
+}
 
 /** Where a bare JSON number starting at `p` ends (digits, sign, point, exponent). */
-function numberEnd(text: string, p: number): number {
-  for (
-    let ch = text.charCodeAt(p);
-    (ch >= 48 && ch <= 57) || ch === 45 || ch === 43 || ch === 46 || ch === 101 || ch === 69;
-  ) {
-    ch = text.charCodeAt(++p);
+function numberEnd(b: Buffer, p: number): number {
+  for (let ch = b[p]; (ch! >= 48 && ch! <= 57) || ch === 45 || ch === 43 || ch === 46 || ch === 101 || ch === 69;) {
+    ch = b[++p];
   }
   return p;
 }
 
-/** `Number(text.slice(from, to))`: summed in place when it is plain digits (exact below 2^53). */
-function integer(text: string, from: number, to: number): number {
-  if (to - from > 15 || to === from) return Number(text.slice(from, to));
+/** `Number(text)` of the bytes between `from` and `to`: summed in place when it is plain digits (exact below 2^53). */
+function integer(b: Buffer, from: number, to: number): number {
+  if (to - from > 15 || to === from) return Number(text(b, from, to));
   let n = 0;
   for (let i = from; i < to; i++) {
-    const d = text.charCodeAt(i) - 48;
-    if (d < 0 || d > 9) return Number(text.slice(from, to));
+    const d = b[i]! - 48;
+    if (d < 0 || d > 9) return Number(text(b, from, to));
     n = n * 10 + d;
   }
   return n;
+}
+
+/** Powers of ten that are exact doubles (10^0 … 10^22). */
+const TEN = Array.from({ length: 23 }, (_, k) => Number(`1e${k}`));
+
+/**
+ * `Number(text)` of a decimal such as `64045.92000000`, computed in place: its digits as an integer
+ * m (exact while m < 2^53) and d digits after the point give m ÷ 10^d, one correctly rounded IEEE
+ * division of two exact doubles, which is the correctly rounded value of the decimal, as `Number`
+ * gives it. Anything else (a sign, an exponent, no digits, too many of them) is left to `Number`.
+ */
+function decimal(b: Buffer, from: number, to: number): number {
+  let m = 0;
+  let point = -1;
+  for (let i = from; i < to; i++) {
+    const c = b[i]!;
+    if (c >= 48 && c <= 57) {
+      if (m > 900719925474098) return Number(text(b, from, to)); // m × 10 + 9 ≥ 2^53
+      m = m * 10 + (c - 48);
+    } else if (c === 46 && point < 0) point = i;
+    else return Number(text(b, from, to));
+  }
+  const digits = point < 0 ? to - from : to - from - 1;
+  const scale = point < 0 ? 0 : to - point - 1;
+  if (digits === 0 || scale > 22) return Number(text(b, from, to));
+  return scale === 0 ? m : m / TEN[scale]!;
 }

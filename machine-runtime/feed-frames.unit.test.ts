@@ -78,4 +78,23 @@ describe('reading kline frames without JSON.parse', () => {
     }
     expect(read).toBeGreaterThan(100); // digits changed inside numbers and strings still read in place
   });
+
+  test('UTF-8 inside strings is decoded as the text would be; decimals are exactly Number()', () => {
+    const utf8 = [
+      recorded.replaceAll('NKNUSDT', 'NKNÜSDT'), // in the symbol
+      recorded.replace('"q":"9116.04600000"', '"q":"9116€"'), // in a field read past
+      recorded.replace('"o":"0.35270000"', '"o":"0.3527é"'), // in a price: NaN, as Number() says
+    ];
+    for (const frame of utf8) expect(scanKlineFrame(frame)).toEqual(viaJson(frame));
+    // Digits summed in place and divided once must be Number()'s correctly rounded value, bit for bit.
+    let seed = 7;
+    const random = () => (seed = (seed * 16807) % 2147483647) / 2147483647;
+    for (let n = 0; n < 20_000; n++) {
+      const digits = Array.from({ length: 1 + Math.floor(random() * 18) }, () => Math.floor(random() * 10)).join('');
+      const point = Math.floor(random() * (digits.length + 1));
+      const price = random() < 0.1 ? digits : `${digits.slice(0, point)}.${digits.slice(point)}`;
+      const frame = recorded.replace('"c":"0.35280000"', `"c":"${price}"`);
+      expect(Object.is(scanKlineFrame(frame)!.close, Number(price))).toBe(true);
+    }
+  });
 });

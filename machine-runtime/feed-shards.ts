@@ -23,8 +23,8 @@ export interface FeedConnectionsOptions {
   metrics: MachineRuntimeMetrics;
   /** The feed's counters; connections count their reconnects in it. */
   counters: { reconnects: number };
-  /** Every frame a connection receives (null: a binary frame). */
-  onFrame: (shard: Shard, text: string | null) => void;
+  /** Every frame a connection receives, as its UTF-8 bytes (null: a binary frame). */
+  onFrame: (shard: Shard, data: Buffer | null) => void;
   maxStreamsPerConnection: number;
   reconnectBaseMs: number;
   reconnectMaxMs: number;
@@ -178,7 +178,8 @@ export class FeedConnections {
       shard.lastFrameAt = Date.now();
       // A frame proves the connection works: only now forget earlier failures.
       shard.attempts = 0;
-      this.o.onFrame(shard, isBinary ? null : data.toString());
+      // The bytes, not a string: the feed reads Binance's frames in place (feed-frames.ts).
+      this.o.onFrame(shard, isBinary ? null : asBuffer(data));
     });
     ws.on('error', (err) => {
       this.o.log.warn({ shard: shard.id, err: err.message }, 'feed socket error');
@@ -224,4 +225,10 @@ export class FeedConnections {
       shard.control.push(JSON.stringify({ method, params, id: this.nextControlId++ }));
     }
   }
+}
+
+/** A message's data as one Buffer (what ws hands over with its default `binaryType`, `nodebuffer`). */
+function asBuffer(data: WebSocket.RawData): Buffer {
+  if (Buffer.isBuffer(data)) return data;
+  return Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data);
 }

@@ -8,6 +8,8 @@ export type CandleSource = 'warmup' | 'live' | 'backfill';
 
 export interface StreamEntry {
   key: string;
+  /** `streamKey` of its candles' symbol and interval (= `key`, made by streamKey, in every real case). */
+  candleKey: string;
   symbol: string;
   interval: string;
   name: string;
@@ -33,7 +35,8 @@ export interface StreamSequencerOptions {
   counters: { duplicates: number };
   /** Counts and logs a frame that cannot be used. */
   malformed: (reason: string) => void;
-  onClosed: (candles: Candle[], source: CandleSource) => void;
+  /** `key`: the candles' `streamKey`, one string per stream (a key built per candle costs its hashing). */
+  onClosed: (candles: Candle[], source: CandleSource, key: string) => void;
   onInvalidSymbol?: (symbol: string, reason: string) => void;
   warmupCandles: number;
   pendingLimit: number;
@@ -47,6 +50,11 @@ export interface StreamSequencerOptions {
  */
 export class StreamSequencer {
   private readonly streams = new Map<string, StreamEntry>();
+  /**
+   * The same streams by symbol, then interval (those whose key is their candles' key): a frame finds
+   * its stream without building and hashing a `SYMBOL|interval` string per frame.
+   */
+  private readonly bySymbol = new Map<string, Map<string, StreamEntry>>();
   private stopped = false;
   /** Labelled children resolved once: a labelled inc() per candle hashes its labels every time. */
   private readonly closedCounters: Record<CandleSource, { inc(n: number): void }>;
@@ -76,6 +84,7 @@ export class StreamSequencer {
     const { symbol, interval } = parseStreamKey(key);
     const entry: StreamEntry = {
       key,
+      candleKey: streamKey(symbol, interval),
       symbol,
       interval,
       name: streamName(symbol, interval),
@@ -86,12 +95,25 @@ export class StreamSequencer {
       removed: false,
     };
     this.streams.set(key, entry);
+    if (entry.candleKey === key) {
+      const intervals = this.bySymbol.get(symbol) ?? new Map<string, StreamEntry>();
+      this.bySymbol.set(symbol, intervals.set(interval, entry));
+    }
     return entry;
   }
 
   remove(s: StreamEntry): void {
     s.removed = true;
     this.streams.delete(s.key);
+    const intervals = this.bySymbol.get(s.symbol);
+    if (intervals?.get(s.interval) !== s) return;
+    intervals.delete(s.interval);
+    if (intervals.size === 0) this.bySymbol.delete(s.symbol);
+  }
+
+  /** The stream `streams.get(streamKey(symbol, interval))` finds, mostly without building that key. */
+  private find(symbol: string, interval: string): StreamEntry | undefined {
+    return this.bySymbol.get(symbol)?.get(interval) ?? this.streams.get(streamKey(symbol, interval));
   }
 
   warmingUp(): number {
@@ -132,7 +154,7 @@ export class StreamSequencer {
       return this.o.malformed('kline fields');
     }
     if (eventTime !== undefined) this.o.metrics.feedLag.set((this.o.clock() - eventTime) / 1000);
-    const s = this.streams.get(streamKey(candle.symbol, candle.interval));
+    const s = this.find(candle.symbol, candle.interval);
     if (!s) return; // unsubscribed a moment ago
     if (s.cursor !== undefined && candle.openTime <= s.cursor) {
       if (closed) this.o.counters.duplicates++;
@@ -172,7 +194,7 @@ export class StreamSequencer {
     if (fresh.length === 0) return;
     s.cursor = fresh[fresh.length - 1]!.openTime;
     this.closedCounters[source].inc(fresh.length);
-    this.o.onClosed(fresh, source);
+    this.o.onClosed(fresh, source, s.candleKey);
   }
 
   /** Serialised per stream: warm-up, then gap backfill and live candles strictly in order. */

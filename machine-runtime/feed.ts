@@ -1,5 +1,5 @@
 import type { Candle } from './candles';
-import { parseFrame, scanKlineFrame } from './feed-frames';
+import { parseFrame, scanKline, scannedKline } from './feed-frames';
 import { FeedConnections, type Shard } from './feed-shards';
 import { StreamSequencer, type CandleSource } from './feed-streams';
 import type { Log } from './log';
@@ -13,8 +13,11 @@ export interface FeedOptions {
   clock: () => number;
   log: Log;
   metrics: MachineRuntimeMetrics;
-  /** Receives each closed candle exactly once per stream, in open-time order, without gaps. */
-  onClosed: (candles: Candle[], source: CandleSource) => void;
+  /**
+   * Receives each closed candle exactly once per stream, in open-time order, without gaps; `key` is
+   * their `streamKey`, the same string for every call of a stream.
+   */
+  onClosed: (candles: Candle[], source: CandleSource, key: string) => void;
   /** Binance REST does not know a stream's symbol (-1121): the stream stops asking; drop its traders. */
   onInvalidSymbol?: (symbol: string, reason: string) => void;
   /** Binance allows 1,024 streams per connection. */
@@ -48,6 +51,8 @@ export class BinanceFeed {
   private stopped = false;
   private timers: NodeJS.Timeout[] = [];
   private counters = { malformed: 0, duplicates: 0, reconnects: 0, messages: 0 };
+  /** Filled by each frame read in place; the streams copy what they keep. */
+  private readonly kline = scannedKline();
   private readonly feedMessages: { inc(): void };
   private readonly o: Required<
     Omit<FeedOptions, 'onClosed' | 'onInvalidSymbol' | 'log' | 'metrics' | 'clock' | 'wsUrl' | 'restUrl'>
@@ -163,13 +168,13 @@ export class BinanceFeed {
     this.opts.log.debug({ reason }, 'malformed frame ignored');
   }
 
-  private onFrame(shard: Shard, text: string | null): void {
+  private onFrame(shard: Shard, data: Buffer | null): void {
     this.counters.messages++;
     this.feedMessages.inc();
-    if (text === null) return this.malformed('binary');
-    const kline = scanKlineFrame(text);
-    if (kline) return this.streams.onKline(kline, kline.closed, kline.eventTime);
-    const frame = parseFrame(text);
+    if (data === null) return this.malformed('binary');
+    const kline = this.kline;
+    if (scanKline(data, kline)) return this.streams.onKline(kline, kline.closed, kline.eventTime);
+    const frame = parseFrame(data.toString());
     switch (frame.kind) {
       case 'malformed':
         return this.malformed(frame.reason);
