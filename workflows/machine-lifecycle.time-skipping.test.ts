@@ -1,11 +1,9 @@
 import type { SignalDefinition, WorkflowHandle } from '@temporalio/client';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { bundleWorkflowCode, type Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { createMachineWorker, workflowsPath } from '../worker/create-worker';
 import { createMachineStack, liveMachinesOf, type MachineStack } from '../test/machine-stack';
 import { historyChain } from '../test/kit/histories';
-import { quietInstant, timeSkipping } from '../test/kit/time-skipping';
-import { within } from '../test/kit/wait';
+import { quietInstant, timeSkippingServerPerTest } from '../test/kit/time-skipping';
 import { untilStatus } from '../test/kit/workflow-status';
 import { createTimeSkippingEnv, quietBundlerLogger, uniqueId } from '../test/temporal';
 import { machineLifecycle } from './machine-lifecycle';
@@ -36,8 +34,7 @@ const DAY = 24 * HOUR;
  * days from the start lands exactly there, on the renewal of that day.
  */
 describe('machineLifecycle over simulated days (time-skipping server)', () => {
-  let env: TestWorkflowEnvironment | undefined;
-  let ts: ReturnType<typeof timeSkipping>;
+  const server = timeSkippingServerPerTest(createTimeSkippingEnv);
   let stack: MachineStack;
   let bundle: WorkflowBundleWithSourceMap;
 
@@ -48,21 +45,11 @@ describe('machineLifecycle over simulated days (time-skipping server)', () => {
   afterAll(async () => {
     await stack?.close();
   });
-  // A server per test: a run that a failed test leaves wedged keeps its server from skipping time.
-  beforeEach(async () => {
-    env = await createTimeSkippingEnv();
-    ts = timeSkipping(env);
-  });
-  afterEach(async () => {
-    const stopping = env?.teardown();
-    env = undefined;
-    if (stopping) await within('the time-skipping server to stop', stopping, 20_000);
-  });
 
   async function withWorker<T>(fn: (taskQueue: string) => Promise<T>): Promise<T> {
     const taskQueue = uniqueId('ts');
     const worker: Worker = await createMachineWorker({
-      connection: env!.nativeConnection,
+      connection: server.env.nativeConnection,
       taskQueue,
       activities: stack.activities,
       workflowBundle: bundle,
@@ -71,9 +58,9 @@ describe('machineLifecycle over simulated days (time-skipping server)', () => {
   }
 
   const send = <A extends unknown[]>(handle: WorkflowHandle, signal: SignalDefinition<A>, ...args: A) =>
-    ts.call(`the ${signal.name} signal`, () => handle.signal(signal, ...args), { handle });
+    server.ts.call(`the ${signal.name} signal`, () => handle.signal(signal, ...args), { handle });
   const status = (handle: WorkflowHandle, when: string) =>
-    ts.call(`the status ${when}`, () => handle.query(statusQuery), { handle });
+    server.ts.call(`the status ${when}`, () => handle.query(statusQuery), { handle });
   /** At or after `notBefore`, an hour away from every renewal (`every` from `renewedAt` on) and from `also`. */
   const quiet = (notBefore: number, renewedAt: number, every = DAY, also: number[] = []) =>
     quietInstant(notBefore, { grids: [{ from: renewedAt, every }], instants: also }, HOUR);
@@ -87,8 +74,8 @@ describe('machineLifecycle over simulated days (time-skipping server)', () => {
    */
   async function stopAndWait(handle: WorkflowHandle) {
     await send(handle, stopSignal, { reason: 'test finished', requestedBy: 'test' });
-    await ts.untilClosed(handle);
-    expect(await ts.call('the result', () => handle.result(), { handle })).toMatchObject({ state: 'stopped' });
+    await server.ts.untilClosed(handle);
+    expect(await server.ts.call('the result', () => handle.result(), { handle })).toMatchObject({ state: 'stopped' });
   }
 
   // This server skips time even while an activity runs: heartbeat timeouts long enough not to fire.
@@ -102,15 +89,15 @@ describe('machineLifecycle over simulated days (time-skipping server)', () => {
 
   /** Started and running; `renewedAt` is where its renewals count from (its next timer is a renewal away). */
   async function startRunning(taskQueue: string, userId: string, s: Partial<LifecycleSettings> = settings) {
-    const handle = await ts.call('the workflow start', () =>
-      env!.client.workflow.start(machineLifecycle, {
+    const handle = await server.ts.call('the workflow start', () =>
+      server.env.client.workflow.start(machineLifecycle, {
         taskQueue,
         workflowId: machineWorkflowId(userId),
         args: [{ userId, region: 'ams', cpuPriority: 'low', settings: s }],
       }),
     );
     // Real activities take real time: poll without letting the server skip ahead.
-    const running = await ts.call(
+    const running = await server.ts.call(
       'the workflow to be running',
       () => untilStatus(handle, 'running', (st) => st.state === 'running', 30_000),
       { handle, timeoutMs: 35_000 },
@@ -123,19 +110,21 @@ describe('machineLifecycle over simulated days (time-skipping server)', () => {
     await withWorker(async (taskQueue) => {
       // A new run every renewal: each starts from the stored billing state, so none resets the grace period.
       const { handle, renewedAt } = await startRunning(taskQueue, userId, { ...settings, continueAsNewEvery: 1 });
-      const failedAt = new Date(await ts.now()).toISOString();
+      const failedAt = new Date(await server.ts.now()).toISOString();
       const graceEnd = Date.parse(failedAt) + 3 * DAY;
       await send(handle, paymentFailedSignal, { eventId: uniqueId('evt'), occurredAt: failedAt });
       // Two days (and two continue-as-news) in, an hour past that day's renewal.
-      await ts.skipTo('two days in', quiet(Date.parse(failedAt) + 2 * DAY, renewedAt, DAY, [graceEnd]), { handle });
+      await server.ts.skipTo('two days in', quiet(Date.parse(failedAt) + 2 * DAY, renewedAt, DAY, [graceEnd]), {
+        handle,
+      });
       const during = await status(handle, 'two days in');
       expect(during.state).toBe('running');
       expect(Date.parse(during.paymentGraceEndsAt!)).toBe(graceEnd);
       expect(await liveMachinesOf(stack.fly, userId)).toHaveLength(1);
       // To 3 s before the grace end, then real time: the stop's activities run while nothing skips.
-      await ts.skipTo('just before the grace end', graceEnd - 3000, { handle });
-      await ts.untilClosed(handle);
-      const result: MachineStatus = await ts.call('the result', () => handle.result(), { handle });
+      await server.ts.skipTo('just before the grace end', graceEnd - 3000, { handle });
+      await server.ts.untilClosed(handle);
+      const result: MachineStatus = await server.ts.call('the result', () => handle.result(), { handle });
       expect(result).toMatchObject({ state: 'stopped', reason: 'payment_overdue' });
       expect(await liveMachinesOf(stack.fly, userId)).toEqual([]);
       const reasons = (await stack.db.store.listMachineEvents(userId)).map((e) => e.reason);
@@ -147,13 +136,13 @@ describe('machineLifecycle over simulated days (time-skipping server)', () => {
     const userId = await stack.db.createUser('elite');
     await withWorker(async (taskQueue) => {
       const { handle, renewedAt } = await startRunning(taskQueue, userId);
-      const t0 = await ts.now();
+      const t0 = await server.ts.now();
       await send(handle, paymentFailedSignal, { eventId: 'f1', occurredAt: new Date(t0).toISOString() });
       // A day in, an hour past that day's renewal: well inside the grace period.
-      await ts.skipTo('a day in', quiet(t0 + DAY, renewedAt), { handle });
-      const recoveredAt = await ts.now();
+      await server.ts.skipTo('a day in', quiet(t0 + DAY, renewedAt), { handle });
+      const recoveredAt = await server.ts.now();
       await send(handle, paymentRecoveredSignal, { eventId: 'r1', occurredAt: new Date(recoveredAt).toISOString() });
-      await ts.skipTo('five days later', quiet(recoveredAt + 5 * DAY, renewedAt), { handle });
+      await server.ts.skipTo('five days later', quiet(recoveredAt + 5 * DAY, renewedAt), { handle });
       const st = await status(handle, 'past the grace period');
       expect(st).toMatchObject({ state: 'running', paymentGraceEndsAt: null });
       await stopAndWait(handle);
@@ -164,7 +153,7 @@ describe('machineLifecycle over simulated days (time-skipping server)', () => {
     const userId = await stack.db.createUser('elite');
     await withWorker(async (taskQueue) => {
       const { handle, renewedAt } = await startRunning(taskQueue, userId);
-      const t0 = await ts.now();
+      const t0 = await server.ts.now();
       const failed = { eventId: 'evt-failed', occurredAt: new Date(t0).toISOString() };
       const recovered = { eventId: 'evt-recovered', occurredAt: new Date(t0 + 3_600_000).toISOString() };
       // The newer "recovered" arrives first, then the older "failed" — twice — then "recovered" again.
@@ -185,7 +174,7 @@ describe('machineLifecycle over simulated days (time-skipping server)', () => {
         occurredAt: new Date(t0).toISOString(),
       });
       // Four days of renewals, to an hour past the fourth.
-      await ts.skipTo('four days in', quiet(t0 + 4 * DAY, renewedAt), { handle });
+      await server.ts.skipTo('four days in', quiet(t0 + 4 * DAY, renewedAt), { handle });
       const st = await status(handle, 'four days in');
       expect(st).toMatchObject({ state: 'running', tier: 'elite', paymentGraceEndsAt: null });
       await stopAndWait(handle);
@@ -205,13 +194,13 @@ describe('machineLifecycle over simulated days (time-skipping server)', () => {
       const first = await status(handle, 'after the start');
       await send(handle, paymentFailedSignal, {
         eventId: 'old-failure',
-        occurredAt: new Date((await ts.now()) - 3_600_000).toISOString(),
+        occurredAt: new Date((await server.ts.now()) - 3_600_000).toISOString(),
       });
       await send(handle, paymentRecoveredSignal, {
         eventId: 'recovery',
-        occurredAt: new Date(await ts.now()).toISOString(),
+        occurredAt: new Date(await server.ts.now()).toISOString(),
       });
-      await ts.skipTo('a year later', quiet((await ts.now()) + 365 * DAY, renewedAt, every), {
+      await server.ts.skipTo('a year later', quiet((await server.ts.now()) + 365 * DAY, renewedAt, every), {
         handle,
         timeoutMs: 150_000,
       });
@@ -226,9 +215,9 @@ describe('machineLifecycle over simulated days (time-skipping server)', () => {
       expect(Date.parse(after.lastRenewedAt!) - Date.parse(first.lastRenewedAt!)).toBeGreaterThanOrEqual(362 * DAY);
 
       // Walk the chain of runs from the first: each one continued-as-new with a bounded history.
-      const chain = await ts.call(
+      const chain = await server.ts.call(
         'the chain of runs',
-        () => historyChain(env!.client, handle.workflowId, handle.firstExecutionRunId),
+        () => historyChain(server.env.client, handle.workflowId, handle.firstExecutionRunId),
         { handle },
       );
       const lengths = chain.map((h) => h.events?.length ?? 0);
@@ -237,7 +226,7 @@ describe('machineLifecycle over simulated days (time-skipping server)', () => {
       // A replayed event id from the first run is still known after a dozen continue-as-news.
       await send(handle, paymentFailedSignal, {
         eventId: 'old-failure',
-        occurredAt: new Date(await ts.now()).toISOString(),
+        occurredAt: new Date(await server.ts.now()).toISOString(),
       });
       expect((await status(handle, 'after the replayed event')).paymentGraceEndsAt).toBeNull();
       await stopAndWait(handle);

@@ -2,13 +2,12 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { SignalDefinition, WorkflowHandle } from '@temporalio/client';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { DEFAULT_UPTIME_POLICY, uptimeReport } from '../common/uptime-slo';
 import { createMachineWorker, workflowsPath } from '../worker/create-worker';
 import { createMachineStack, type MachineStack } from '../test/machine-stack';
-import { quietInstant, timeSkipping } from '../test/kit/time-skipping';
-import { until, within as bounded } from '../test/kit/wait';
+import { quietInstant, timeSkippingServerPerTest } from '../test/kit/time-skipping';
+import { until } from '../test/kit/wait';
 import { untilStatus } from '../test/kit/workflow-status';
 import { createTimeSkippingEnv, quietBundlerLogger, uniqueId } from '../test/temporal';
 import { machineLifecycle } from './machine-lifecycle';
@@ -47,8 +46,7 @@ type Cause = 'ours' | 'fly' | 'user' | 'billing';
  * seconds before a renewal. Every call is bounded and named, and a stall says what the workflow was doing.
  */
 describe('a month of one machine: the uptime ledger from the durable records', () => {
-  let env: TestWorkflowEnvironment | undefined;
-  let ts: ReturnType<typeof timeSkipping>;
+  const server = timeSkippingServerPerTest(createTimeSkippingEnv);
   let stack: MachineStack;
   let bundle: WorkflowBundleWithSourceMap;
   const failDir = mkdtempSync(join(tmpdir(), 'ce-health-'));
@@ -64,17 +62,6 @@ describe('a month of one machine: the uptime ledger from the durable records', (
     await stack?.close();
     rmSync(failDir, { recursive: true, force: true });
   });
-  // A server per attempt: a run that a failed attempt leaves wedged keeps its server from skipping time (the
-  // retry gets a new one).
-  beforeEach(async () => {
-    env = await createTimeSkippingEnv();
-    ts = timeSkipping(env);
-  });
-  afterEach(async () => {
-    const stopping = env?.teardown();
-    env = undefined;
-    if (stopping) await bounded('the time-skipping server to stop', stopping, 20_000);
-  });
 
   // Hourly renewals: the ledger's outages are exact to within one renewal interval (see the expectations).
   const settings: Partial<LifecycleSettings> = {
@@ -89,7 +76,7 @@ describe('a month of one machine: the uptime ledger from the durable records', (
   test('feed idle, machine gone, a user stop, an overdue payment and a downgrade: minutes per cause', async () => {
     const userId = await stack.db.createUser('elite');
     const taskQueue = uniqueId('month');
-    const { client, nativeConnection } = env!;
+    const { client, nativeConnection } = server.env;
     const events = () => stack.db.store.listMachineEvents(userId, { limit: 500 });
     /**
      * Waits (in real time: nothing skips meanwhile) for the workflow's record of `what` after `since`; on a
@@ -106,7 +93,7 @@ describe('a month of one machine: the uptime ledger from the durable records', (
           (await events()).find((e) => e.occurredAt.getTime() >= since && test(e.reason ?? '', e.toStatus)),
         );
       } catch (error) {
-        if (error instanceof Error) error.message += `; ${await ts.explain(handle)}`;
+        if (error instanceof Error) error.message += `; ${await server.ts.explain(handle)}`;
         throw error;
       }
     };
@@ -122,13 +109,13 @@ describe('a month of one machine: the uptime ledger from the durable records', (
     const renewalFrom = (t: number) => renewals.from + Math.ceil((t - renewals.from) / HOUR) * HOUR;
     /** Skips to `instant`, given real time for the renewals on the way (each runs real activities). */
     const skipTo = async (what: string, instant: number, handle?: WorkflowHandle) => {
-      const renewalsOnTheWay = Math.max(0, instant - (await ts.now())) / HOUR;
-      await ts.skipTo(what, instant, { handle, timeoutMs: 30_000 + 500 * renewalsOnTheWay });
+      const renewalsOnTheWay = Math.max(0, instant - (await server.ts.now())) / HOUR;
+      await server.ts.skipTo(what, instant, { handle, timeoutMs: 30_000 + 500 * renewalsOnTheWay });
     };
     /** The status at the first quiet instant from `notBefore` on; the renewal grid is read from it. */
     const statusAt = async (handle: WorkflowHandle, when: string, notBefore: number): Promise<MachineStatus> => {
-      await skipTo(when, quiet(Math.max(notBefore, await ts.now())), handle);
-      const status = await ts.call(`the status ${when}`, () => handle.query(statusQuery), { handle });
+      await skipTo(when, quiet(Math.max(notBefore, await server.ts.now())), handle);
+      const status = await server.ts.call(`the status ${when}`, () => handle.query(statusQuery), { handle });
       renewals = { from: Date.parse(status.lastRenewedAt!), every: HOUR };
       return status;
     };
@@ -141,10 +128,10 @@ describe('a month of one machine: the uptime ledger from the durable records', (
       return { at: renewalFrom(notBefore), status };
     };
     const send = <A extends unknown[]>(handle: WorkflowHandle, signal: SignalDefinition<A>, ...args: A) =>
-      ts.call(`the ${signal.name} signal`, () => handle.signal(signal, ...args), { handle });
+      server.ts.call(`the ${signal.name} signal`, () => handle.signal(signal, ...args), { handle });
 
     const start = async () => {
-      const handle = await ts.call('the workflow start', () =>
+      const handle = await server.ts.call('the workflow start', () =>
         client.workflow.start(machineLifecycle, {
           taskQueue,
           workflowId: machineWorkflowId(userId),
@@ -152,7 +139,7 @@ describe('a month of one machine: the uptime ledger from the durable records', (
         }),
       );
       // Real activities take real time: poll without letting the server skip ahead.
-      const running = await ts.call(
+      const running = await server.ts.call(
         'the workflow to be running',
         () => untilStatus(handle, 'running', (s) => s.state === 'running', 30_000),
         { handle, timeoutMs: 35_000 },
@@ -197,7 +184,7 @@ describe('a month of one machine: the uptime ledger from the durable records', (
       await skipTo(what, quiet(at + 20 * MIN), handle); // quiet already: MARGIN past the renewal, 40 min before the next
     };
     const billing = async (type: 'payment.failed' | 'payment.recovered' | 'tier.changed', tier?: 'free') => {
-      const e = { id: uniqueId('evt'), type, userId, occurredAt: new Date(await ts.now()).toISOString(), tier };
+      const e = { id: uniqueId('evt'), type, userId, occurredAt: new Date(await server.ts.now()).toISOString(), tier };
       // As the webhook does: record and apply (one transaction), then nudge the workflow if one runs.
       await stack.db.store.applyBillingEvent({ ...e, payload: e, gracePeriodMs: 3 * DAY });
       return { eventId: e.id, occurredAt: e.occurredAt };
@@ -212,44 +199,44 @@ describe('a month of one machine: the uptime ledger from the durable records', (
       return worker.runUntil(fn());
     };
 
-    const t0 = await ts.now();
+    const t0 = await server.ts.now();
     const stopAt = await withWorker(async () => {
       const h = await start();
 
       // Day 3: the feed goes idle 30 s after a renewal; the next one restarts the machine, which comes back healthy.
       const idle = await justAfterRenewal(h, 'the idle feed', t0 + 3 * DAY);
-      const idleAt = await ts.now();
+      const idleAt = await server.ts.now();
       writeFileSync(join(failDir, userId), '');
       const finds = await findsAt(h, 'the idle feed', idle.renewal, idleAt);
       await awakeAt(h, 'the renewal that finds the idle feed', finds);
       await recorded(h, 'the restart', idleAt, (r) => /^restart 1\/\d+: no evaluation/.test(r));
       rmSync(join(failDir, userId)); // the restarted runtime gets its feed back
-      truth.ours.push([idleAt, await ts.now()]);
+      truth.ours.push([idleAt, await server.ts.now()]);
       await recorded(h, 'the recovery', idleAt, (r) => r === 'recovered');
 
       // Day 7: Fly loses the machine 30 s after a renewal; the next one replaces it.
       const loss = await justAfterRenewal(h, 'the machine loss', t0 + 7 * DAY);
       const gone = loss.status.machineId!;
-      const goneAt = await ts.now();
+      const goneAt = await server.ts.now();
       await stack.fly.deleteMachine(gone, { force: true });
       const replaces = await findsAt(h, 'the machine loss', loss.renewal, goneAt);
       await awakeAt(h, 'the renewal that replaces the machine', replaces);
       await recorded(h, 'the replacement', goneAt, (r) => r === 'recovered');
-      truth.fly.push([goneAt, await ts.now()]);
+      truth.fly.push([goneAt, await server.ts.now()]);
 
       // Day 10: the user stops the machine; two days later they start it again.
       await quietMoment(h, 'the user stop', t0 + 10 * DAY);
-      const stopAt = await ts.now();
+      const stopAt = await server.ts.now();
       await send(h, stopSignal, { reason: 'user_requested', requestedBy: 'user' });
       await recorded(h, 'the stop', stopAt, (r, s) => s === 'stopped' && r === 'user_requested');
-      await ts.untilClosed(h);
+      await server.ts.untilClosed(h);
       return stopAt;
     });
 
     // Another worker (the first one is gone, and its cache with it) for the rest of the month.
     const handle = await withWorker(async () => {
       await skipTo('two days after the user stop', stopAt + 2 * DAY);
-      truth.user.push([stopAt, await ts.now()]);
+      truth.user.push([stopAt, await server.ts.now()]);
       const restarted = await start();
 
       // Day 14: a payment fails; the grace period (3 days) ends unpaid; a day later the payment recovers.
@@ -267,9 +254,9 @@ describe('a month of one machine: the uptime ledger from the durable records', (
         Date.parse(failed.occurredAt),
         (r, s) => s === 'stopped' && r === 'payment_overdue',
       );
-      await ts.untilClosed(restarted);
+      await server.ts.untilClosed(restarted);
       await skipTo('the payment recovery', Date.parse(failed.occurredAt) + 4 * DAY);
-      const recoveredAt = await ts.now();
+      const recoveredAt = await server.ts.now();
       await billing('payment.recovered');
       truth.billing.push([Date.parse(failed.occurredAt) + 3 * DAY, recoveredAt]);
       // No workflow runs: the API's resumeAfterRecovery starts one, as here.
@@ -285,12 +272,12 @@ describe('a month of one machine: the uptime ledger from the durable records', (
         Date.parse(downgrade.occurredAt),
         (r, s) => s === 'stopped' && r === 'downgraded',
       );
-      await ts.untilClosed(h);
+      await server.ts.untilClosed(h);
       truth.billing.push([Date.parse(downgrade.occurredAt), t0 + 30 * DAY]);
       await skipTo('the end of the month', t0 + 30 * DAY);
       return h;
     });
-    expect((await ts.call('the last run', () => handle.describe(), { handle })).status.name).toBe('COMPLETED');
+    expect((await server.ts.call('the last run', () => handle.describe(), { handle })).status.name).toBe('COMPLETED');
 
     // --- the ledger, from the database alone ----------------------------------------------------------------
     const end = t0 + 30 * DAY;

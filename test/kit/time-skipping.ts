@@ -133,3 +133,33 @@ export function timeSkipping(env: TestWorkflowEnvironment) {
 
   return { call, now, skipTo, untilClosed, explain };
 }
+
+/**
+ * A time-skipping server per test, stopped with a bound after it: a run that a failed test leaves wedged
+ * keeps its server from skipping time, so the next test (or Jest's retry) gets a new one. Call it in a
+ * `describe`; read `env` and `ts` inside tests.
+ */
+export function timeSkippingServerPerTest(create: () => Promise<TestWorkflowEnvironment>) {
+  let current: { env: TestWorkflowEnvironment; ts: ReturnType<typeof timeSkipping> } | undefined;
+  beforeEach(async () => {
+    const env = await create();
+    current = { env, ts: timeSkipping(env) };
+  });
+  afterEach(async () => {
+    const stopping = current?.env.teardown();
+    current = undefined;
+    if (stopping) await within('the time-skipping server to stop', stopping, 20_000);
+  });
+  const now = () => {
+    if (!current) throw new Error('no time-skipping server outside a test');
+    return current;
+  };
+  return {
+    get env() {
+      return now().env;
+    },
+    get ts() {
+      return now().ts;
+    },
+  };
+}
